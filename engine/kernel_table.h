@@ -43,7 +43,7 @@ struct AdamArgs {
 struct KernelTable {
   // --- elementwise (elementwise.*) ---
   void (*fill)(Tensor& y, double value) = nullptr;
-  // dst (contiguous) <- src (any strides, same shape, same device)
+  // dst <- src: same shape, same device and dtype, each with any strides (views)
   void (*copy_strided)(const Tensor& src, Tensor& dst) = nullptr;
   void (*relu_fwd)(const Tensor& x, Tensor& y) = nullptr;
   void (*relu_bwd)(const Tensor& x, const Tensor& dy, Tensor& dx) = nullptr;  // dx = dy * (x > 0)

@@ -1,0 +1,136 @@
+// Storage and the CPU allocator. The CPU allocator caches freed blocks by size: a search step
+// allocates the same shapes every time (the execution plan is static between prunes), so after
+// the first step nothing reaches malloc, and large blocks avoid mmap/munmap page-fault churn.
+#include "engine/storage.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/error.h"
+
+namespace asap {
+namespace {
+
+struct TableSlot {
+  AllocatorTable table;
+  bool set = false;
+};
+TableSlot& slot(DeviceType t) {
+  static TableSlot slots[2];
+  return slots[static_cast<int>(t)];
+}
+
+// --- CPU caching allocator ---
+constexpr size_t kAlign = 64;
+std::atomic<size_t> g_cpu_in_use{0};
+std::atomic<size_t> g_cpu_peak{0};
+
+size_t round_size(size_t bytes) {
+  if (bytes == 0) bytes = 1;
+  size_t unit = bytes < (1u << 16) ? kAlign : 4096;
+  return (bytes + unit - 1) / unit * unit;
+}
+
+struct CpuCache {
+  std::mutex mu;
+  std::unordered_map<size_t, std::vector<void*>> free_blocks;
+  ~CpuCache() {
+    for (auto& kv : free_blocks)
+      for (void* p : kv.second) std::free(p);
+  }
+};
+CpuCache& cpu_cache() {
+  static CpuCache* c = new CpuCache();  // leaked on purpose: storages may die during static teardown
+  return *c;
+}
+
+void* cpu_allocate(size_t bytes, int) {
+  const size_t sz = round_size(bytes);
+  void* p = nullptr;
+  {
+    CpuCache& c = cpu_cache();
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.free_blocks.find(sz);
+    if (it != c.free_blocks.end() && !it->second.empty()) {
+      p = it->second.back();
+      it->second.pop_back();
+    }
+  }
+  if (!p) {
+    p = std::aligned_alloc(kAlign, sz);
+    if (!p) throw Error("out of host memory allocating " + std::to_string(sz) + " bytes");
+  }
+  size_t now = g_cpu_in_use.fetch_add(sz) + sz;
+  size_t peak = g_cpu_peak.load();
+  while (now > peak && !g_cpu_peak.compare_exchange_weak(peak, now)) {
+  }
+  return p;
+}
+
+void cpu_deallocate(void* p, size_t bytes, int) noexcept {
+  if (!p) return;
+  const size_t sz = round_size(bytes);
+  g_cpu_in_use.fetch_sub(sz);
+  CpuCache& c = cpu_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  try {
+    c.free_blocks[sz].push_back(p);
+  } catch (...) {
+    std::free(p);
+  }
+}
+
+void cpu_copy(void* dst, const void* src, size_t bytes, int, int) { std::memcpy(dst, src, bytes); }
+void cpu_memset_zero(void* p, size_t bytes, int) { std::memset(p, 0, bytes); }
+void cpu_sync(int) {}
+size_t cpu_in_use_fn(int) { return g_cpu_in_use.load(); }
+size_t cpu_peak_fn(int) { return g_cpu_peak.load(); }
+void cpu_reset_peak_fn(int) { g_cpu_peak.store(g_cpu_in_use.load()); }
+
+const bool cpu_registered = [] {
+  AllocatorTable t;
+  t.allocate = cpu_allocate;
+  t.deallocate = cpu_deallocate;
+  t.copy = cpu_copy;
+  t.memset_zero = cpu_memset_zero;
+  t.synchronize = cpu_sync;
+  t.bytes_in_use = cpu_in_use_fn;
+  t.peak_bytes = cpu_peak_fn;
+  t.reset_peak = cpu_reset_peak_fn;
+  register_allocator_table(DeviceType::CPU, t);
+  return true;
+}();
+
+}  // namespace
+
+void register_allocator_table(DeviceType t, const AllocatorTable& table) {
+  slot(t).table = table;
+  slot(t).set = true;
+}
+
+bool backend_available(DeviceType t) { return slot(t).set; }
+
+const AllocatorTable& allocator_table(DeviceType t) {
+  if (!slot(t).set)
+    throw Error(std::string("device backend '") + (t == DeviceType::CPU ? "cpu" : "cuda") +
+                "' is not compiled into this build (configure with -DASAP_CUDA=ON)");
+  return slot(t).table;
+}
+
+Storage::Storage(size_t bytes, Device dev) : bytes_(bytes), dev_(dev) {
+  ptr_ = allocator_table(dev.type).allocate(bytes, dev.index);
+}
+
+Storage::~Storage() {
+  if (ptr_) allocator_table(dev_.type).deallocate(ptr_, bytes_, dev_.index);
+}
+
+size_t cpu_bytes_in_use() { return g_cpu_in_use.load(); }
+size_t cpu_peak_bytes() { return g_cpu_peak.load(); }
+void cpu_reset_peak() { cpu_reset_peak_fn(0); }
+
+}  // namespace asap
