@@ -1,0 +1,25 @@
+// Batches as the NAS layer consumes them: asap_run's data loaders adapt to a BatchSource.
+#pragma once
+#include <cstdint>
+#include <functional>
+
+#include "engine/tensor.h"
+
+namespace asap::nas {
+
+struct Batch {
+  Tensor x;  // [N, Cin, H, W] float32 (any device; moved to the model's device)
+  Tensor y;  // [N] int32 labels
+};
+// Fills the batch and returns true, or returns false at the end of the epoch.
+using BatchSource = std::function<bool(Batch&)>;
+
+struct EvalStats {
+  double loss = 0, acc = 0;
+  int64_t samples = 0;
+};
+
+// Fraction of rows whose argmax equals the label (host-side; reads logits back).
+double accuracy(const Tensor& logits, const Tensor& labels);
+
+}  // namespace asap::nas

@@ -1,0 +1,152 @@
+#include "nas/eval_train.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "engine/autograd.h"
+#include "engine/error.h"
+#include "engine/nvtx.h"
+#include "engine/ops.h"
+#include "engine/optim/clip.h"
+#include "engine/optim/lr_schedule.h"
+
+namespace asap::nas {
+
+void TrainConfig::validate() const {
+  auto bad = [](const std::string& key, const std::string& why) {
+    throw ConfigError("train." + key + ": " + why);
+  };
+  if (epochs < 1) bad("epochs", "must be >= 1");
+  if (!(lr > 0) || lr_min < 0) bad("lr", "must be > 0 (lr_min >= 0)");
+  if (!(drop_path_max >= 0 && drop_path_max < 1)) bad("drop_path_max", "must be in [0, 1)");
+  if (aux_weight < 0) bad("aux_weight", "must be >= 0");
+  if (net.C < 1 || net.layers < 1) bad("C", "C and layers must be >= 1");
+}
+
+nlohmann::json to_json(const TrainEpochStats& s) {
+  return {{"epoch", s.epoch}, {"steps", s.steps}, {"loss", s.loss}, {"acc", s.acc},
+          {"lr", s.lr},       {"drop_path", s.drop_path}, {"seconds", s.seconds}};
+}
+
+EvalTrainer::EvalTrainer(const Genotype& g, const TrainConfig& cfg, Device dev)
+    : cfg_(cfg), dev_(dev), gen_(cfg.seed) {
+  cfg_.validate();
+  net_ = std::make_unique<EvalNetwork>(g, cfg_.net, gen_, dev_);
+  std::vector<Tensor> ps;
+  std::vector<std::string> names;
+  for (auto& [n, t] : net_->named_parameters()) {
+    names.push_back(n);
+    ps.push_back(t);
+  }
+  weights_ = ps;
+  opt_ = std::make_unique<SGD>(ps, cfg_.lr, cfg_.momentum, cfg_.weight_decay, false, names);
+}
+
+double EvalTrainer::train_step(const Batch& b, double* acc) {
+  ASAP_NVTX_RANGE("train/step");
+  net_->train(true);
+  Tensor x = b.x.device() == dev_ ? b.x : b.x.to(dev_);
+  Tensor y = b.y.device() == dev_ ? b.y : b.y.to(dev_);
+  opt_->zero_grad();
+  auto out = net_->forward_all(x);
+  Tensor loss = ops::cross_entropy(out.logits, y);
+  if (out.aux_logits.defined() && cfg_.aux_weight > 0)
+    loss = ops::add(loss, ops::mul_scalar(ops::cross_entropy(out.aux_logits, y), cfg_.aux_weight));
+  double l = loss.item();
+  if (!std::isfinite(l)) throw NumericError("train: non-finite loss at step " + std::to_string(step_));
+  backward(loss);
+  if (cfg_.grad_clip > 0) clip_grad_norm(weights_, cfg_.grad_clip);
+  opt_->step();
+  opt_->zero_grad();
+  if (acc) *acc = accuracy(out.logits.detach(), y);
+  ++step_;
+  return l;
+}
+
+TrainEpochStats EvalTrainer::run_epoch(const BatchSource& train) {
+  ASAP_NVTX_RANGE("train/epoch");
+  ASAP_CHECK(!finished(), "train: run_epoch called after the last epoch");
+  auto t0 = std::chrono::steady_clock::now();
+  TrainEpochStats st;
+  st.epoch = epoch_;
+  CosineAnnealingLR(cfg_.lr, cfg_.epochs, cfg_.lr_min).apply(*opt_, epoch_);
+  st.lr = opt_->lr();
+  st.drop_path = drop_path_prob_at(epoch_, cfg_.epochs, cfg_.drop_path_max);
+  net_->set_drop_path_prob(st.drop_path);
+  Batch b;
+  while (train(b)) {
+    double acc = 0;
+    double l = train_step(b, &acc);
+    st.loss += l;
+    st.acc += acc;
+    st.steps++;
+    if (on_step) on_step(epoch_, step_, l);
+  }
+  if (st.steps) {
+    st.loss /= st.steps;
+    st.acc /= st.steps;
+  }
+  ++epoch_;
+  st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return st;
+}
+
+EvalStats EvalTrainer::evaluate(const BatchSource& src) {
+  NoGradGuard ng;
+  net_->eval();
+  EvalStats es;
+  Batch b;
+  double loss = 0, correct = 0;
+  while (src(b)) {
+    Tensor x = b.x.device() == dev_ ? b.x : b.x.to(dev_);
+    Tensor y = b.y.device() == dev_ ? b.y : b.y.to(dev_);
+    Tensor logits = net_->forward(x);
+    const int64_t n = x.dim(0);
+    loss += ops::cross_entropy(logits, y).item() * n;
+    correct += accuracy(logits, y) * n;
+    es.samples += n;
+  }
+  net_->train(true);
+  if (es.samples) {
+    es.loss = loss / es.samples;
+    es.acc = correct / es.samples;
+  }
+  return es;
+}
+
+std::map<std::string, Tensor> EvalTrainer::state_tensors() const {
+  std::map<std::string, Tensor> m;
+  for (auto& [n, t] : net_->named_parameters()) m["weights." + n] = t;
+  for (auto& [n, t] : net_->named_buffers()) m["buffers." + n] = t;
+  for (auto& kv : opt_->export_state()) m[kv.first] = kv.second;
+  return m;
+}
+
+nlohmann::json EvalTrainer::state_json() const {
+  return {{"format", "asap-train-state-1"},
+          {"epoch", epoch_},
+          {"step", step_},
+          {"genotype", to_json(net_->genotype())},
+          {"drop_path_offset", net_->drop_path_offset()}};
+}
+
+void EvalTrainer::load_state(const std::map<std::string, Tensor>& tensors, const nlohmann::json& j) {
+  ASAP_CHECK(j.value("format", "") == "asap-train-state-1", "train state: unknown format");
+  ASAP_CHECK(genotype_from_json(j.at("genotype")) == net_->genotype(),
+             "train state: the checkpoint's genotype differs from this network's");
+  auto load_into = [&](const std::string& name, Tensor& dst) {
+    auto it = tensors.find(name);
+    ASAP_CHECK(it != tensors.end(), "train state: missing tensor '", name, "'");
+    ASAP_CHECK(it->second.shape() == dst.shape(), "train state: '", name, "' has shape ",
+               it->second.shape().str(), ", expected ", dst.shape().str());
+    dst.copy_(it->second);
+  };
+  for (auto& [n, t] : net_->named_parameters()) load_into("weights." + n, t);
+  for (auto& [n, t] : net_->named_buffers()) load_into("buffers." + n, t);
+  opt_->import_state(tensors);
+  epoch_ = j.at("epoch").get<int>();
+  step_ = j.at("step").get<int64_t>();
+  net_->set_drop_path_state(net_->drop_path_seed(), j.at("drop_path_offset").get<uint64_t>());
+}
+
+}  // namespace asap::nas

@@ -1,0 +1,68 @@
+// Training the evaluation network from a genotype (DARTS train.py): SGD momentum, cosine LR to
+// lr_min, global-norm clip, auxiliary loss weight, drop-path rising linearly. asap_run owns the
+// data (cutout is an augmentation there), epochs, checkpoint files and logging.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/optim/sgd.h"
+#include "nas/batch.h"
+#include "nas/eval_network.h"
+
+namespace asap::nas {
+
+struct TrainConfig {
+  EvalNetworkConfig net;
+  int epochs = 600;
+  double lr = 0.025;
+  double lr_min = 0.0;  // DARTS train.py: CosineAnnealingLR(opt, epochs) with eta_min 0
+  double momentum = 0.9;
+  double weight_decay = 3e-4;
+  double grad_clip = 5.0;
+  double aux_weight = 0.4;
+  double drop_path_max = 0.2;
+  uint64_t seed = 0;
+  void validate() const;
+};
+
+struct TrainEpochStats {
+  int epoch = 0;
+  int64_t steps = 0;
+  double loss = 0, acc = 0, lr = 0, drop_path = 0, seconds = 0;
+};
+nlohmann::json to_json(const TrainEpochStats& s);
+
+class EvalTrainer {
+ public:
+  EvalTrainer(const Genotype& g, const TrainConfig& cfg, Device dev = Device::cpu());
+  TrainEpochStats run_epoch(const BatchSource& train);
+  double train_step(const Batch& b, double* acc = nullptr);  // returns the total loss
+  EvalStats evaluate(const BatchSource& src);
+  bool finished() const { return epoch_ >= cfg_.epochs; }
+  int epoch() const { return epoch_; }
+  EvalNetwork& network() { return *net_; }
+  SGD& optimizer() { return *opt_; }
+
+  std::function<void(int epoch, int64_t step, double loss)> on_step;
+
+  // "weights.<name>", "buffers.<name>", "sgd.*"; JSON: epoch, step, drop-path RNG offset.
+  std::map<std::string, Tensor> state_tensors() const;
+  nlohmann::json state_json() const;
+  void load_state(const std::map<std::string, Tensor>& tensors, const nlohmann::json& j);
+
+ private:
+  TrainConfig cfg_;
+  Device dev_;
+  Generator gen_;
+  std::unique_ptr<EvalNetwork> net_;
+  std::unique_ptr<SGD> opt_;
+  std::vector<Tensor> weights_;
+  int epoch_ = 0;
+  int64_t step_ = 0;
+};
+
+}  // namespace asap::nas
