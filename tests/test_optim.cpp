@@ -277,3 +277,54 @@ TEST_CASE("optimizer rejects bad parameter lists", "[optim]") {
   SGD opt({p}, 0.1);
   CHECK_THROWS_AS(opt.step(), ShapeError);
 }
+
+TEST_CASE("fused optimizer kernels cover multi-chunk groups on the parallel path", "[optim]") {
+  // 70001 + 5 + 40000 elements: several 16K chunks, a tail chunk, and the OpenMP branch.
+  const std::vector<int64_t> sizes{70001, 5, 40000};
+  auto init = [](size_t t, int64_t i) { return std::sin(0.001 * i + t) * 0.5; };
+  auto grad = [](size_t t, int64_t i, int s) { return std::cos(0.003 * i - t + s) * 0.2; };
+  for (int kind = 0; kind < 2; ++kind) {
+    std::vector<Tensor> ps;
+    std::vector<std::vector<double>> ref, m, v;
+    for (size_t t = 0; t < sizes.size(); ++t) {
+      std::vector<double> x(static_cast<size_t>(sizes[t]));
+      for (int64_t i = 0; i < sizes[t]; ++i) x[i] = init(t, i);
+      ps.push_back(make_param(x, DType::F32));
+      ref.push_back(x);
+      m.emplace_back(x.size(), 0.0);
+      v.emplace_back(x.size(), 0.0);
+    }
+    std::unique_ptr<Optimizer> opt;
+    if (kind == 0) opt = std::make_unique<SGD>(ps, 0.05, 0.9, 3e-4);
+    else opt = std::make_unique<Adam>(ps, 3e-3, 0.5, 0.999, 1e-8, 1e-3);
+    for (int s = 0; s < 2; ++s) {
+      for (size_t t = 0; t < sizes.size(); ++t) {
+        std::vector<double> g(static_cast<size_t>(sizes[t]));
+        for (int64_t i = 0; i < sizes[t]; ++i) g[i] = grad(t, i, s);
+        set_grad(ps[t], g);
+        for (size_t i = 0; i < g.size(); ++i) {
+          double& p = ref[t][i];
+          if (kind == 0) {
+            const double d = g[i] + 3e-4 * p;
+            m[t][i] = 0.9 * m[t][i] + d;
+            p -= 0.05 * m[t][i];
+          } else {
+            const double d = g[i] + 1e-3 * p;
+            m[t][i] = 0.5 * m[t][i] + 0.5 * d;
+            v[t][i] = 0.999 * v[t][i] + 0.001 * d * d;
+            p -= 3e-3 * (m[t][i] / (1 - std::pow(0.5, s + 1))) /
+                 (std::sqrt(v[t][i] / (1 - std::pow(0.999, s + 1))) + 1e-8);
+          }
+        }
+      }
+      opt->step();
+    }
+    for (size_t t = 0; t < sizes.size(); ++t) {
+      INFO("kind " << kind << " tensor " << t);
+      auto got = ps[t].to_vector_f64();
+      double err = 0;
+      for (size_t i = 0; i < got.size(); ++i) err = std::max(err, std::fabs(got[i] - ref[t][i]));
+      CHECK(err < 2e-6);
+    }
+  }
+}
