@@ -1,0 +1,310 @@
+// CPU conv2d forward / backward-data / backward-weight. Three paths chosen per call:
+//  - depthwise (groups == C == O): direct kernel on a zero-padded copy of each plane, OpenMP over
+//    N*C planes, no im2col (the DARTS sep/dil convs);
+//  - 1x1, no padding, groups 1: one GEMM per sample (a strided or stride>1 input is gathered first);
+//  - everything else (stem 3x3, grouped convs): im2col + GEMM per sample and group.
+// x is read through its strides in every path, so FactorizedReduce's shifted view needs no copy.
+// Weight gradients are per-sample partials reduced in sample order: bit-identical results for any
+// thread count.
+#include <omp.h>
+
+#include "kernels/cpu/conv_common.h"
+
+namespace asap::cpu {
+namespace {
+
+bool is_depthwise(const ConvGeom& g) { return g.g > 1 && g.g == g.C && g.O == g.C; }
+bool is_pointwise(const ConvGeom& g) { return g.KH == 1 && g.KW == 1 && g.pad == 0 && g.g == 1; }
+
+// ------------------------------------------------------------------ depthwise
+template <typename T>
+void dw_fwd(const Tensor& x, const Tensor& w, Tensor& y, const ConvGeom& g) {
+  const T* X = x.data<T>();
+  const T* Wt = w.data<T>();
+  T* Y = y.data<T>();
+  const int Hp = g.Hp(), Wp = g.Wp(), KK = g.KH * g.KW;
+  const int64_t NC = int64_t(g.N) * g.C;
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < NC; ++nc) {
+    const int64_t n = nc / g.C, c = nc % g.C;
+    T* xp = scratch_t<T>(kSlotPlane, size_t(Hp) * Wp);
+    T* acc = scratch_t<T>(kSlotAux, size_t(g.Ho) * Wp);
+    pad_plane<T, false>(X + n * g.xsn + c * g.xsc, g.xsh, g.xsw, g.H, g.W, g.pad, xp);
+    dw_plane_fwd(xp, Wp, Wt + c * KK, g, Y + nc * g.P(), acc);
+  }
+}
+
+template <typename T>
+void dw_bwd_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvGeom& g) {
+  const T* DY = dy.data<T>();
+  const T* Wt = w.data<T>();
+  T* DX = dx.data<T>();
+  const int Hp = g.Hp(), Wp = g.Wp(), KK = g.KH * g.KW;
+  const int64_t NC = int64_t(g.N) * g.C;
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < NC; ++nc) {
+    const int64_t c = nc % g.C;
+    T* dxp = scratch_t<T>(kSlotPlane, size_t(Hp) * Wp);
+    T* dyw = scratch_t<T>(kSlotAux, size_t(g.Ho) * Wp);
+    const T* dyp = DY + nc * g.P();
+    if (g.s == 1) dw_widen(dyp, g, Wp, dyw);
+    dw_plane_bwd_data(dyp, dyw, Wt + c * KK, g, Hp, Wp, dxp);
+    T* out = DX + nc * int64_t(g.H) * g.W;
+    for (int h = 0; h < g.H; ++h)
+      std::memcpy(out + int64_t(h) * g.W, dxp + int64_t(h + g.pad) * Wp + g.pad, sizeof(T) * g.W);
+  }
+}
+
+template <typename T>
+void dw_bwd_weight(const Tensor& x, const Tensor& dy, Tensor& dw, const ConvGeom& g) {
+  const T* X = x.data<T>();
+  const T* DY = dy.data<T>();
+  const int Hp = g.Hp(), Wp = g.Wp(), KK = g.KH * g.KW;
+  const int64_t NC = int64_t(g.N) * g.C;
+  T* part = scratch_t<T>(kSlotPartial, size_t(NC) * KK);  // [N][C][KK], this thread's slot
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < NC; ++nc) {
+    const int64_t n = nc / g.C, c = nc % g.C;
+    T* xp = scratch_t<T>(kSlotPlane, size_t(Hp) * Wp);
+    T* dyw = scratch_t<T>(kSlotAux, size_t(g.Ho) * Wp);
+    const T* dyp = DY + nc * g.P();
+    if (g.s == 1) dw_widen(dyp, g, Wp, dyw);
+    pad_plane<T, false>(X + n * g.xsn + c * g.xsc, g.xsh, g.xsw, g.H, g.W, g.pad, xp);
+    dw_plane_bwd_weight(xp, Wp, dyp, dyw, g, part + nc * KK);
+  }
+  reduce_partials(part, g.N, int64_t(g.C) * KK, dw.data<T>());
+}
+
+// ------------------------------------------------------------------ 1x1 (GEMM per sample)
+// Returns sample n of x as a contiguous [C, Ho*Wo] matrix: x itself when it already is one,
+// else a gather (stride > 1 and/or a strided view) into this thread's scratch.
+template <typename T>
+const T* pw_input(const T* X, const ConvGeom& g, int64_t n) {
+  const T* xn = X + n * g.xsn;
+  if (g.s == 1 && g.xsw == 1 && g.xsh == g.W && g.xsc == int64_t(g.H) * g.W) return xn;
+  T* col = scratch_t<T>(kSlotCol, size_t(g.C) * g.P());
+  for (int c = 0; c < g.C; ++c) {
+    T* dst = col + int64_t(c) * g.P();
+    const T* src = xn + c * g.xsc;
+    for (int oh = 0; oh < g.Ho; ++oh) {
+      const T* r = src + int64_t(oh) * g.s * g.xsh;
+      for (int ow = 0; ow < g.Wo; ++ow) dst[oh * g.Wo + ow] = r[int64_t(ow) * g.s * g.xsw];
+    }
+  }
+  return col;
+}
+
+template <typename T>
+void pw_fwd(const Tensor& x, const Tensor& w, Tensor& y, const ConvGeom& g) {
+  const T* X = x.data<T>();
+  const T* Wt = w.data<T>();
+  T* Y = y.data<T>();
+  const int P = g.P();
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < g.N; ++n) {
+    const T* xn = pw_input(X, g, n);
+    gemm_local<T>(false, false, g.O, P, g.C, T(1), Wt, g.C, xn, P, T(0), Y + n * g.O * P, P);
+  }
+}
+
+template <typename T>
+void pw_bwd_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvGeom& g) {
+  const T* DY = dy.data<T>();
+  const T* Wt = w.data<T>();
+  T* DX = dx.data<T>();
+  const int P = g.P();
+  const int64_t HW = int64_t(g.H) * g.W;
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < g.N; ++n) {
+    T* dxn = DX + n * g.C * HW;
+    if (g.s == 1) {
+      gemm_local<T>(true, false, g.C, P, g.O, T(1), Wt, g.C, DY + n * g.O * P, P, T(0), dxn, P);
+      continue;
+    }
+    T* col = scratch_t<T>(kSlotCol, size_t(g.C) * P);
+    gemm_local<T>(true, false, g.C, P, g.O, T(1), Wt, g.C, DY + n * g.O * P, P, T(0), col, P);
+    std::memset(dxn, 0, sizeof(T) * size_t(g.C * HW));
+    for (int c = 0; c < g.C; ++c)
+      for (int oh = 0; oh < g.Ho; ++oh)
+        for (int ow = 0; ow < g.Wo; ++ow)
+          dxn[c * HW + int64_t(oh) * g.s * g.W + int64_t(ow) * g.s] = col[(int64_t(c) * g.Ho + oh) * g.Wo + ow];
+  }
+}
+
+template <typename T>
+void pw_bwd_weight(const Tensor& x, const Tensor& dy, Tensor& dw, const ConvGeom& g) {
+  const T* X = x.data<T>();
+  const T* DY = dy.data<T>();
+  const int P = g.P();
+  const int64_t OC = int64_t(g.O) * g.C;
+  T* part = scratch_t<T>(kSlotPartial, size_t(g.N) * OC);
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < g.N; ++n) {
+    const T* xn = pw_input(X, g, n);
+    gemm_local<T>(false, true, g.O, g.C, P, T(1), DY + n * g.O * P, P, xn, P, T(0), part + n * OC, g.C);
+  }
+  reduce_partials(part, g.N, OC, dw.data<T>());
+}
+
+// ------------------------------------------------------------------ general (im2col + GEMM)
+// Valid output columns [lo, hi) for which ow*s + off lands inside [0, W).
+inline void col_range(int off, int s, int W, int Wo, int& lo, int& hi) {
+  lo = off >= 0 ? 0 : (-off + s - 1) / s;
+  hi = (W - 1 - off) < 0 ? 0 : std::min(Wo, (W - 1 - off) / s + 1);
+  if (hi < lo) hi = lo;
+}
+
+// col [Cg*KH*KW, P] for channels [c0, c0+Cg) of sample pointer xn (strided).
+template <typename T>
+void im2col(const T* xn, const ConvGeom& g, int c0, int Cg, T* col) {
+  const int P = g.P();
+  for (int c = 0; c < Cg; ++c)
+    for (int i = 0; i < g.KH; ++i)
+      for (int j = 0; j < g.KW; ++j) {
+        T* row = col + int64_t((c * g.KH + i) * g.KW + j) * P;
+        const T* xc = xn + (c0 + c) * g.xsc;
+        int lo, hi;
+        col_range(j * g.d - g.pad, g.s, g.W, g.Wo, lo, hi);
+        for (int oh = 0; oh < g.Ho; ++oh) {
+          T* r = row + int64_t(oh) * g.Wo;
+          const int ih = oh * g.s - g.pad + i * g.d;
+          if (ih < 0 || ih >= g.H) {
+            for (int ow = 0; ow < g.Wo; ++ow) r[ow] = T(0);
+            continue;
+          }
+          const T* xr = xc + ih * g.xsh + int64_t(j * g.d - g.pad) * g.xsw;
+          for (int ow = 0; ow < lo; ++ow) r[ow] = T(0);
+          for (int ow = lo; ow < hi; ++ow) r[ow] = xr[int64_t(ow) * g.s * g.xsw];
+          for (int ow = hi; ow < g.Wo; ++ow) r[ow] = T(0);
+        }
+      }
+}
+
+// dxn (contiguous [C,H,W], channels [c0, c0+Cg)) += col2im(col).
+template <typename T>
+void col2im_add(const T* col, const ConvGeom& g, int c0, int Cg, T* dxn) {
+  const int P = g.P();
+  for (int c = 0; c < Cg; ++c)
+    for (int i = 0; i < g.KH; ++i)
+      for (int j = 0; j < g.KW; ++j) {
+        const T* row = col + int64_t((c * g.KH + i) * g.KW + j) * P;
+        T* xc = dxn + int64_t(c0 + c) * g.H * g.W;
+        int lo, hi;
+        col_range(j * g.d - g.pad, g.s, g.W, g.Wo, lo, hi);
+        for (int oh = 0; oh < g.Ho; ++oh) {
+          const int ih = oh * g.s - g.pad + i * g.d;
+          if (ih < 0 || ih >= g.H) continue;
+          T* xr = xc + int64_t(ih) * g.W + (j * g.d - g.pad);
+          const T* r = row + int64_t(oh) * g.Wo;
+          for (int ow = lo; ow < hi; ++ow) xr[int64_t(ow) * g.s] += r[ow];
+        }
+      }
+}
+
+template <typename T>
+void gen_fwd(const Tensor& x, const Tensor& w, Tensor& y, const ConvGeom& g) {
+  const T* X = x.data<T>();
+  const T* Wt = w.data<T>();
+  T* Y = y.data<T>();
+  const int P = g.P(), Cg = g.C / g.g, Og = g.O / g.g, R = Cg * g.KH * g.KW;
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < g.N; ++n) {
+    T* col = scratch_t<T>(kSlotCol, size_t(R) * P);
+    for (int gi = 0; gi < g.g; ++gi) {
+      im2col(X + n * g.xsn, g, gi * Cg, Cg, col);
+      gemm_local<T>(false, false, Og, P, R, T(1), Wt + int64_t(gi) * Og * R, R, col, P, T(0),
+                    Y + (n * g.O + int64_t(gi) * Og) * P, P);
+    }
+  }
+}
+
+template <typename T>
+void gen_bwd_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvGeom& g) {
+  const T* DY = dy.data<T>();
+  const T* Wt = w.data<T>();
+  T* DX = dx.data<T>();
+  const int P = g.P(), Cg = g.C / g.g, Og = g.O / g.g, R = Cg * g.KH * g.KW;
+  const int64_t CHW = int64_t(g.C) * g.H * g.W;
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < g.N; ++n) {
+    T* col = scratch_t<T>(kSlotCol, size_t(R) * P);
+    T* dxn = DX + n * CHW;
+    std::memset(dxn, 0, sizeof(T) * size_t(CHW));
+    for (int gi = 0; gi < g.g; ++gi) {
+      gemm_local<T>(true, false, R, P, Og, T(1), Wt + int64_t(gi) * Og * R, R,
+                    DY + (n * g.O + int64_t(gi) * Og) * P, P, T(0), col, P);
+      col2im_add(col, g, gi * Cg, Cg, dxn);
+    }
+  }
+}
+
+template <typename T>
+void gen_bwd_weight(const Tensor& x, const Tensor& dy, Tensor& dw, const ConvGeom& g) {
+  const T* X = x.data<T>();
+  const T* DY = dy.data<T>();
+  const int P = g.P(), Cg = g.C / g.g, Og = g.O / g.g, R = Cg * g.KH * g.KW;
+  const int64_t WN = int64_t(g.O) * R;
+  T* part = scratch_t<T>(kSlotPartial, size_t(g.N) * WN);
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < g.N; ++n) {
+    T* col = scratch_t<T>(kSlotCol, size_t(R) * P);
+    for (int gi = 0; gi < g.g; ++gi) {
+      im2col(X + n * g.xsn, g, gi * Cg, Cg, col);
+      gemm_local<T>(false, true, Og, R, P, T(1), DY + (n * g.O + int64_t(gi) * Og) * P, P, col, P,
+                    T(0), part + n * WN + int64_t(gi) * Og * R, R);
+    }
+  }
+  reduce_partials(part, g.N, WN, dw.data<T>());
+}
+
+// ------------------------------------------------------------------ dispatch
+void check_dtype(const Tensor& t, const char* what) {
+  ASAP_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::F64, what,
+             ": CPU conv kernels support float32 and float64, got ", dtype_name(t.dtype()));
+}
+
+template <typename T>
+void fwd_t(const Tensor& x, const Tensor& w, Tensor& y, const ConvGeom& g) {
+  if (is_depthwise(g)) dw_fwd<T>(x, w, y, g);
+  else if (is_pointwise(g)) pw_fwd<T>(x, w, y, g);
+  else gen_fwd<T>(x, w, y, g);
+}
+template <typename T>
+void bwd_data_t(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvGeom& g) {
+  if (is_depthwise(g)) dw_bwd_data<T>(dy, w, dx, g);
+  else if (is_pointwise(g)) pw_bwd_data<T>(dy, w, dx, g);
+  else gen_bwd_data<T>(dy, w, dx, g);
+}
+template <typename T>
+void bwd_weight_t(const Tensor& x, const Tensor& dy, Tensor& dw, const ConvGeom& g) {
+  if (is_depthwise(g)) dw_bwd_weight<T>(x, dy, dw, g);
+  else if (is_pointwise(g)) pw_bwd_weight<T>(x, dy, dw, g);
+  else gen_bwd_weight<T>(x, dy, dw, g);
+}
+
+void conv2d_fwd_cpu(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dParams& p) {
+  check_dtype(x, "conv2d_fwd");
+  ConvGeom g = make_geom(x, w, y, p);
+  if (x.dtype() == DType::F32) fwd_t<float>(x, w, y, g);
+  else fwd_t<double>(x, w, y, g);
+}
+void conv2d_bwd_data_cpu(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dParams& p) {
+  check_dtype(dy, "conv2d_bwd_data");
+  ConvGeom g = make_geom(dx, w, dy, p);
+  if (dy.dtype() == DType::F32) bwd_data_t<float>(dy, w, dx, g);
+  else bwd_data_t<double>(dy, w, dx, g);
+}
+void conv2d_bwd_weight_cpu(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dParams& p) {
+  check_dtype(x, "conv2d_bwd_weight");
+  ConvGeom g = make_geom(x, dw, dy, p);
+  if (x.dtype() == DType::F32) bwd_weight_t<float>(x, dy, dw, g);
+  else bwd_weight_t<double>(x, dy, dw, g);
+}
+
+}  // namespace
+
+ASAP_REGISTER_KERNEL(CPU, conv2d_fwd, conv2d_fwd_cpu);
+ASAP_REGISTER_KERNEL(CPU, conv2d_bwd_data, conv2d_bwd_data_cpu);
+ASAP_REGISTER_KERNEL(CPU, conv2d_bwd_weight, conv2d_bwd_weight_cpu);
+
+}  // namespace asap::cpu

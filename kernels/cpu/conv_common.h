@@ -1,0 +1,256 @@
+// Shared pieces of the CPU convolution family (conv.cpp, sepconv.cpp): scratch buffers, a BLAS
+// wrapper that is safe to call from inside OpenMP regions, and the depthwise plane kernels.
+#pragma once
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "engine/error.h"
+#include "engine/kernel_table.h"
+
+namespace asap::cpu {
+
+// Grow-only per-thread scratch, one slot per purpose, 64-byte aligned. OpenMP threads persist,
+// so after the first step no kernel of this family allocates on the hot path.
+inline void* scratch(int slot, size_t bytes) {
+  struct Buf {
+    void* p = nullptr;
+    size_t n = 0;
+    ~Buf() { std::free(p); }
+  };
+  constexpr int kSlots = 8;
+  thread_local Buf bufs[kSlots];
+  Buf& b = bufs[slot];
+  if (b.n < bytes) {
+    std::free(b.p);
+    size_t n = (std::max<size_t>(bytes, 256) + 63) / 64 * 64;
+    b.p = std::aligned_alloc(64, n);
+    if (!b.p) throw Error("cpu conv: out of memory for scratch");
+    b.n = n;
+  }
+  return b.p;
+}
+template <typename T>
+T* scratch_t(int slot, size_t count) {
+  return static_cast<T*>(scratch(slot, count * sizeof(T)));
+}
+
+// Scratch slots (per thread). The calling thread's slots 6/7 hold per-sample partial weight
+// gradients that worker threads fill; the others are private to the thread using them.
+enum : int { kSlotPlane = 0, kSlotPlane2 = 1, kSlotCol = 2, kSlotMid = 3, kSlotDmid = 4, kSlotAux = 5,
+             kSlotPartial = 6, kSlotPartial2 = 7 };
+
+inline void blas_gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda,
+                      const float* b, int ldb, float beta, float* c, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
+              alpha, a, lda, b, ldb, beta, c, ldc);
+}
+inline void blas_gemm(bool ta, bool tb, int m, int n, int k, double alpha, const double* a, int lda,
+                      const double* b, int ldb, double beta, double* c, int ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
+              alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+// Row-major C[m,n] = alpha op(A) op(B) + beta C, split so that every BLAS call has
+// m*n*k <= 2^18. OpenBLAS (pthread build) runs such calls on the calling thread, so this can be
+// used from inside `omp parallel` without its thread pool fighting OpenMP for the cores.
+template <typename T>
+void gemm_local(bool ta, bool tb, int m, int n, int k, T alpha, const T* a, int lda, const T* b,
+                int ldb, T beta, T* c, int ldc) {
+  constexpr int64_t kMax = 1 << 18;
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) c[int64_t(i) * ldc + j] = beta == T(0) ? T(0) : beta * c[int64_t(i) * ldc + j];
+    return;
+  }
+  if (int64_t(m) * n * k <= kMax) {
+    blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  if (n >= k) {  // split the columns of C (and of op(B))
+    int nc = std::max<int64_t>(16, kMax / (int64_t(m) * k) / 16 * 16);
+    for (int j = 0; j < n; j += nc) {
+      int w = std::min(nc, n - j);
+      const T* bj = tb ? b + int64_t(j) * ldb : b + j;
+      blas_gemm(ta, tb, m, w, k, alpha, a, lda, bj, ldb, beta, c + j, ldc);
+    }
+  } else {  // split the reduction dimension, accumulating after the first chunk
+    int kc = std::max<int64_t>(16, kMax / (int64_t(m) * n) / 16 * 16);
+    for (int p = 0; p < k; p += kc) {
+      int w = std::min(kc, k - p);
+      const T* ap = ta ? a + int64_t(p) * lda : a + p;
+      const T* bp = tb ? b + p : b + int64_t(p) * ldb;
+      blas_gemm(ta, tb, m, n, w, alpha, ap, lda, bp, ldb, p == 0 ? beta : T(1), c, ldc);
+    }
+  }
+}
+
+inline int conv_out_size(int64_t in, int k, const Conv2dParams& p) {
+  return static_cast<int>((in + 2 * p.padding - p.dilation * (k - 1) - 1) / p.stride + 1);
+}
+
+// Geometry of one conv call, in ints (all DARTS sizes are small).
+struct ConvGeom {
+  int N, C, H, W, O, KH, KW, Ho, Wo, s, pad, d, g;
+  int64_t xsn, xsc, xsh, xsw;  // x strides (x may be a view)
+  int Hp() const { return H + 2 * pad; }
+  int Wp() const { return W + 2 * pad; }
+  int P() const { return Ho * Wo; }
+};
+
+inline ConvGeom make_geom(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dParams& p) {
+  ConvGeom gm;
+  gm.N = int(x.dim(0)); gm.C = int(x.dim(1)); gm.H = int(x.dim(2)); gm.W = int(x.dim(3));
+  gm.O = int(w.dim(0)); gm.KH = int(w.dim(2)); gm.KW = int(w.dim(3));
+  gm.Ho = int(y.dim(2)); gm.Wo = int(y.dim(3));
+  gm.s = p.stride; gm.pad = p.padding; gm.d = p.dilation; gm.g = p.groups;
+  gm.xsn = x.strides()[0]; gm.xsc = x.strides()[1]; gm.xsh = x.strides()[2]; gm.xsw = x.strides()[3];
+  return gm;
+}
+
+// Copies one H x W input plane (row stride sh, column stride sw) into a zero-bordered
+// (H+2p) x (W+2p) buffer, optionally applying ReLU on the way (the fused separable block).
+template <typename T, bool kRelu>
+inline void pad_plane(const T* x, int64_t sh, int64_t sw, int H, int W, int pad, T* xp) {
+  const int Wp = W + 2 * pad;
+  std::memset(xp, 0, sizeof(T) * size_t(pad) * Wp);
+  std::memset(xp + int64_t(pad + H) * Wp, 0, sizeof(T) * size_t(pad) * Wp);
+  for (int h = 0; h < H; ++h) {
+    T* row = xp + int64_t(h + pad) * Wp;
+    const T* xr = x + h * sh;
+    for (int i = 0; i < pad; ++i) row[i] = row[pad + W + i] = T(0);
+    if (sw == 1) {
+      for (int w = 0; w < W; ++w) row[pad + w] = kRelu ? (xr[w] > T(0) ? xr[w] : T(0)) : xr[w];
+    } else {
+      for (int w = 0; w < W; ++w) {
+        T v = xr[w * sw];
+        row[pad + w] = kRelu ? (v > T(0) ? v : T(0)) : v;
+      }
+    }
+  }
+}
+
+// ---- depthwise plane kernels on a padded plane xp (Hp x Wp). w: KH*KW taps. ----
+// Stride 1 runs each tap as one long contiguous loop over a "wide" output of Ho rows of Wp
+// columns (the extra columns are junk/zero), which vectorises far better than 28-wide rows.
+
+// y (Ho x Wo, contiguous) = depthwise(xp). acc: scratch of Ho*Wp.
+template <typename T>
+inline void dw_plane_fwd(const T* xp, int Wp, const T* w, const ConvGeom& g, T* y, T* acc) {
+  const int Ho = g.Ho, Wo = g.Wo, d = g.d, s = g.s;
+  if (s == 1) {
+    const int64_t Q = int64_t(Ho - 1) * Wp + Wo;
+    for (int64_t q = 0; q < Q; ++q) acc[q] = T(0);
+    for (int i = 0; i < g.KH; ++i)
+      for (int j = 0; j < g.KW; ++j) {
+        const T wv = w[i * g.KW + j];
+        const T* xs = xp + int64_t(i) * d * Wp + j * d;
+#pragma omp simd
+        for (int64_t q = 0; q < Q; ++q) acc[q] += wv * xs[q];
+      }
+    for (int oh = 0; oh < Ho; ++oh) std::memcpy(y + int64_t(oh) * Wo, acc + int64_t(oh) * Wp, sizeof(T) * Wo);
+    return;
+  }
+  for (int oh = 0; oh < Ho; ++oh) {
+    T* yr = y + int64_t(oh) * Wo;
+    for (int ow = 0; ow < Wo; ++ow) yr[ow] = T(0);
+    for (int i = 0; i < g.KH; ++i) {
+      const T* xr = xp + int64_t(oh * s + i * d) * Wp;
+      for (int j = 0; j < g.KW; ++j) {
+        const T wv = w[i * g.KW + j];
+        const T* xs = xr + j * d;
+        if (s == 2) {
+#pragma omp simd
+          for (int ow = 0; ow < Wo; ++ow) yr[ow] += wv * xs[2 * ow];
+        } else {
+          for (int ow = 0; ow < Wo; ++ow) yr[ow] += wv * xs[int64_t(ow) * s];
+        }
+      }
+    }
+  }
+}
+
+// dy (Ho x Wo) -> Ho x Wp with zero junk columns (stride-1 helper for the two backward kernels).
+template <typename T>
+inline void dw_widen(const T* dy, const ConvGeom& g, int Wp, T* dyw) {
+  for (int oh = 0; oh < g.Ho; ++oh) {
+    T* r = dyw + int64_t(oh) * Wp;
+    std::memcpy(r, dy + int64_t(oh) * g.Wo, sizeof(T) * g.Wo);
+    for (int c = g.Wo; c < Wp; ++c) r[c] = T(0);
+  }
+}
+
+// dxp (Hp x Wp, written) = transposed depthwise of dy (Ho x Wo).
+// dyw: for stride 1, dy widened by dw_widen (junk columns zero, so they scatter nothing).
+template <typename T>
+inline void dw_plane_bwd_data(const T* dy, const T* dyw, const T* w, const ConvGeom& g, int Hp, int Wp,
+                              T* dxp) {
+  const int Ho = g.Ho, Wo = g.Wo, d = g.d, s = g.s;
+  std::memset(dxp, 0, sizeof(T) * size_t(Hp) * Wp);
+  if (s == 1) {
+    const int64_t Q = int64_t(Ho - 1) * Wp + Wo;
+    for (int i = 0; i < g.KH; ++i)
+      for (int j = 0; j < g.KW; ++j) {
+        const T wv = w[i * g.KW + j];
+        T* xs = dxp + int64_t(i) * d * Wp + j * d;
+#pragma omp simd
+        for (int64_t q = 0; q < Q; ++q) xs[q] += wv * dyw[q];
+      }
+    return;
+  }
+  for (int oh = 0; oh < Ho; ++oh) {
+    const T* dr = dy + int64_t(oh) * Wo;
+    for (int i = 0; i < g.KH; ++i) {
+      T* xr = dxp + int64_t(oh * s + i * d) * Wp;
+      for (int j = 0; j < g.KW; ++j) {
+        const T wv = w[i * g.KW + j];
+        T* xs = xr + j * d;
+        for (int ow = 0; ow < Wo; ++ow) xs[int64_t(ow) * s] += wv * dr[ow];
+      }
+    }
+  }
+}
+
+// dw[t] = sum over outputs of dy * xp under tap t (written, KH*KW values).
+// dyw: for stride 1, dy already widened to Wp columns (see dw_widen); ignored otherwise.
+template <typename T>
+inline void dw_plane_bwd_weight(const T* xp, int Wp, const T* dy, const T* dyw, const ConvGeom& g, T* dw) {
+  const int Ho = g.Ho, Wo = g.Wo, d = g.d, s = g.s;
+  for (int i = 0; i < g.KH; ++i)
+    for (int j = 0; j < g.KW; ++j) {
+      T acc = T(0);
+      if (s == 1) {
+        const int64_t Q = int64_t(Ho - 1) * Wp + Wo;
+        const T* xs = xp + int64_t(i) * d * Wp + j * d;
+#pragma omp simd reduction(+ : acc)
+        for (int64_t q = 0; q < Q; ++q) acc += dyw[q] * xs[q];
+      } else {
+        for (int oh = 0; oh < Ho; ++oh) {
+          const T* xs = xp + int64_t(oh * s + i * d) * Wp + j * d;
+          const T* dr = dy + int64_t(oh) * Wo;
+#pragma omp simd reduction(+ : acc)
+          for (int ow = 0; ow < Wo; ++ow) acc += dr[ow] * xs[int64_t(ow) * s];
+        }
+      }
+      dw[i * g.KW + j] = acc;
+    }
+}
+
+// Sums `n` contiguous partial vectors of length `len` in index order: deterministic for any
+// number of threads.
+template <typename T>
+inline void reduce_partials(const T* part, int n, int64_t len, T* out) {
+#pragma omp parallel for schedule(static) if (len * n > 32768)
+  for (int64_t e = 0; e < len; ++e) {
+    T s = T(0);
+    for (int i = 0; i < n; ++i) s += part[int64_t(i) * len + e];
+    out[e] = s;
+  }
+}
+
+}  // namespace asap::cpu
