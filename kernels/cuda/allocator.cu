@@ -1,0 +1,272 @@
+// Caching device allocator. A search step allocates the same shapes every step (the execution plan
+// only changes at a prune), so after the first step every request is served from the cache and
+// cudaMalloc/cudaFree (which synchronise the device) leave the hot path. Blocks are rounded to size
+// classes and reused only on the stream that freed them; with one compute stream, stream order
+// alone makes reuse safe without events.
+#include "kernels/cuda/allocator.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/storage.h"
+#include "kernels/cuda/cuda_check.h"
+
+namespace asap::cuda {
+namespace {
+
+constexpr int kMaxDevices = 16;
+
+// 512 B granularity up to 1 MiB, then 8 classes per power of two (at most 12.5% waste).
+size_t round_size(size_t b) {
+  if (b <= 512) return 512;
+  if (b <= (size_t(1) << 20)) return (b + 511) / 512 * 512;
+  size_t p = size_t(1) << (63 - __builtin_clzll(b));
+  size_t step = p / 8;
+  return (b + step - 1) / step * step;
+}
+
+struct DeviceState {
+  std::mutex mu;
+  cudaStream_t stream = nullptr;
+  std::map<std::pair<cudaStream_t, size_t>, std::vector<void*>> free_blocks;
+  std::unordered_map<void*, std::pair<size_t, cudaStream_t>> live;  // ptr -> (class size, stream)
+  size_t in_use = 0, peak = 0, cached = 0;
+};
+
+DeviceState& state(int dev) {
+  // Leaked on purpose: storages may be released during static destruction, after any static
+  // object here would be gone; the driver frees everything at process exit.
+  static DeviceState* states = new DeviceState[kMaxDevices];
+  if (dev < 0 || dev >= kMaxDevices) throw DeviceError("CUDA device index out of range: " + std::to_string(dev));
+  return states[dev];
+}
+
+struct DeviceGuard {
+  int prev = -1;
+  explicit DeviceGuard(int dev) {
+    if (dev < 0) return;
+    ASAP_CUDA_CHECK(cudaGetDevice(&prev));
+    if (prev != dev) ASAP_CUDA_CHECK(cudaSetDevice(dev));
+    else prev = -1;
+  }
+  ~DeviceGuard() {
+    if (prev >= 0) ASAP_CUDA_WARN(cudaSetDevice(prev));
+  }
+};
+
+// Caller holds s.mu.
+void release_cache_locked(DeviceState& s) noexcept {
+  for (auto& kv : s.free_blocks)
+    for (void* p : kv.second) ASAP_CUDA_WARN(cudaFree(p));
+  s.free_blocks.clear();
+  s.cached = 0;
+}
+
+cudaStream_t stream_of(int dev) {
+  DeviceState& s = state(dev);
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (!s.stream) {
+    DeviceGuard g(dev);
+    // A blocking stream: work a library might still put on the legacy default stream stays ordered.
+    ASAP_CUDA_CHECK(cudaStreamCreate(&s.stream));
+  }
+  return s.stream;
+}
+
+}  // namespace
+
+int current_device() {
+  int d = 0;
+  ASAP_CUDA_CHECK(cudaGetDevice(&d));
+  return d;
+}
+
+cudaStream_t stream() { return stream_of(current_device()); }
+
+void* device_allocate(size_t bytes, int device_index) {
+  const int dev = device_index < 0 ? current_device() : device_index;
+  DeviceGuard guard(device_index);
+  cudaStream_t st = stream_of(dev);
+  DeviceState& s = state(dev);
+  const size_t sz = round_size(bytes);
+  std::lock_guard<std::mutex> lock(s.mu);
+  void* p = nullptr;
+  auto it = s.free_blocks.find({st, sz});
+  if (it != s.free_blocks.end() && !it->second.empty()) {
+    p = it->second.back();
+    it->second.pop_back();
+    s.cached -= sz;
+  } else {
+    cudaError_t e = cudaMalloc(&p, sz);
+    if (e == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();  // clear it, then give the cache back and retry once
+      release_cache_locked(s);
+      e = cudaMalloc(&p, sz);
+    }
+    if (e == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();
+      size_t free_b = 0, total_b = 0;
+      (void)cudaMemGetInfo(&free_b, &total_b);
+      (void)cudaGetLastError();
+      throw DeviceError(detail::concat(
+          "CUDA out of memory on cuda:", dev, ": asked for ", bytes, " bytes (", sz,
+          " rounded), ", s.in_use, " bytes in use by tensors, ", free_b, " of ", total_b,
+          " bytes free on the device. Lower `data.batch_size` (or the network width) and retry."));
+    }
+    ASAP_CUDA_CHECK(e);
+  }
+  s.live[p] = {sz, st};
+  s.in_use += sz;
+  s.peak = std::max(s.peak, s.in_use);
+  return p;
+}
+
+void device_deallocate(void* p) noexcept {
+  if (!p) return;
+  for (int dev = 0; dev < kMaxDevices; ++dev) {
+    DeviceState& s = state(dev);
+    std::lock_guard<std::mutex> lock(s.mu);
+    auto it = s.live.find(p);
+    if (it == s.live.end()) continue;
+    auto [sz, st] = it->second;
+    s.live.erase(it);
+    s.in_use -= sz;
+    try {
+      s.free_blocks[{st, sz}].push_back(p);
+      s.cached += sz;
+    } catch (...) {
+      ASAP_CUDA_WARN(cudaFree(p));
+    }
+    return;
+  }
+  std::fprintf(stderr, "asap: warning: freeing unknown device pointer %p\n", p);
+}
+
+PinnedBuffer::PinnedBuffer(size_t bytes) : bytes_(bytes) {
+  if (bytes) ASAP_CUDA_CHECK(cudaMallocHost(&ptr_, bytes));
+}
+PinnedBuffer::~PinnedBuffer() {
+  if (ptr_) ASAP_CUDA_WARN(cudaFreeHost(ptr_));
+}
+PinnedBuffer& PinnedBuffer::operator=(PinnedBuffer&& o) noexcept {
+  if (this != &o) {
+    if (ptr_) ASAP_CUDA_WARN(cudaFreeHost(ptr_));
+    ptr_ = std::exchange(o.ptr_, nullptr);
+    bytes_ = std::exchange(o.bytes_, 0);
+  }
+  return *this;
+}
+
+int device_count() noexcept {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();  // no driver / no device: not an error for the caller
+    return 0;
+  }
+  return n;
+}
+
+std::string device_name(int index) {
+  if (index >= device_count()) return "";
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, index) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return "";
+  }
+  return prop.name;
+}
+
+size_t device_bytes_in_use(int index) noexcept {
+  DeviceState& s = state(index);
+  std::lock_guard<std::mutex> lock(s.mu);
+  return s.in_use;
+}
+size_t device_peak_bytes(int index) noexcept {
+  DeviceState& s = state(index);
+  std::lock_guard<std::mutex> lock(s.mu);
+  return s.peak;
+}
+size_t device_bytes_cached(int index) noexcept {
+  DeviceState& s = state(index);
+  std::lock_guard<std::mutex> lock(s.mu);
+  return s.cached;
+}
+void empty_cache(int index) noexcept {
+  DeviceState& s = state(index);
+  std::lock_guard<std::mutex> lock(s.mu);
+  if (s.stream) ASAP_CUDA_WARN(cudaStreamSynchronize(s.stream));
+  release_cache_locked(s);
+}
+
+namespace {
+
+// --- AllocatorTable for DeviceType::CUDA ---
+void* table_allocate(size_t bytes, int dev) { return device_allocate(bytes, dev); }
+void table_deallocate(void* p, size_t, int) noexcept { device_deallocate(p); }
+
+void table_copy(void* dst, const void* src, size_t bytes, int kind, int dev) {
+  if (bytes == 0) return;
+  DeviceGuard guard(dev);
+  cudaStream_t st = stream_of(dev);
+  switch (kind) {
+    case 0: {  // h2d
+      ASAP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, st));
+      // From pageable memory the call returns once the source is staged; from pinned memory it
+      // returns at once, so wait: the caller may reuse its host buffer right after we return.
+      cudaPointerAttributes attr{};
+      if (cudaPointerGetAttributes(&attr, src) == cudaSuccess && attr.type == cudaMemoryTypeHost)
+        ASAP_CUDA_CHECK(cudaStreamSynchronize(st));
+      (void)cudaGetLastError();
+      break;
+    }
+    case 1:  // d2h: the host reads the result right after, so this synchronises
+      ASAP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, st));
+      ASAP_CUDA_CHECK(cudaStreamSynchronize(st));
+      break;
+    case 2:
+      ASAP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, st));
+      break;
+    default:
+      throw Error("CUDA copy: unknown kind " + std::to_string(kind));
+  }
+}
+
+void table_memset_zero(void* p, size_t bytes, int dev) {
+  if (bytes == 0) return;
+  DeviceGuard guard(dev);
+  ASAP_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_of(dev)));
+}
+
+void table_sync(int dev) {
+  DeviceGuard guard(dev);
+  ASAP_CUDA_CHECK(cudaStreamSynchronize(stream_of(dev)));
+}
+
+size_t table_in_use(int dev) { return device_bytes_in_use(dev); }
+size_t table_peak(int dev) { return device_peak_bytes(dev); }
+void table_reset_peak(int dev) {
+  DeviceState& s = state(dev);
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.peak = s.in_use;
+}
+
+const bool registered = [] {
+  AllocatorTable t;
+  t.allocate = table_allocate;
+  t.deallocate = table_deallocate;
+  t.copy = table_copy;
+  t.memset_zero = table_memset_zero;
+  t.synchronize = table_sync;
+  t.bytes_in_use = table_in_use;
+  t.peak_bytes = table_peak;
+  t.reset_peak = table_reset_peak;
+  register_allocator_table(DeviceType::CUDA, t);
+  return true;
+}();
+
+}  // namespace
+}  // namespace asap::cuda

@@ -1,0 +1,82 @@
+// cuBLAS/cuDNN handles, device properties and the shared second reduction pass.
+#include "kernels/cuda/handles.h"
+
+#include <mutex>
+
+#include "kernels/cuda/common.cuh"
+
+namespace asap::cuda {
+namespace {
+constexpr int kMaxDevices = 16;
+std::mutex g_mu;
+}  // namespace
+
+const char* cublas_status_name(cublasStatus_t s) {
+  switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    case CUBLAS_STATUS_LICENSE_ERROR: return "CUBLAS_STATUS_LICENSE_ERROR";
+    default: return "CUBLAS_STATUS_UNKNOWN";
+  }
+}
+
+int sm_count() {
+  static int cached[kMaxDevices] = {0};
+  const int dev = current_device();
+  if (cached[dev] == 0) {
+    int n = 0;
+    ASAP_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+    cached[dev] = n;
+  }
+  return cached[dev];
+}
+
+// Handles are leaked on purpose: destroying them during static teardown races the driver's own.
+cublasHandle_t cublas_handle() {
+  static cublasHandle_t handles[kMaxDevices] = {};
+  const int dev = current_device();
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (!handles[dev]) {
+    ASAP_CUBLAS_CHECK(cublasCreate(&handles[dev]));
+    ASAP_CUBLAS_CHECK(cublasSetMathMode(handles[dev], CUBLAS_DEFAULT_MATH));
+  }
+  ASAP_CUBLAS_CHECK(cublasSetStream(handles[dev], stream()));
+  return handles[dev];
+}
+
+#if defined(ASAP_WITH_CUDNN)
+cudnnHandle_t cudnn_handle() {
+  static cudnnHandle_t handles[kMaxDevices] = {};
+  const int dev = current_device();
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (!handles[dev]) ASAP_CUDNN_CHECK(cudnnCreate(&handles[dev]));
+  ASAP_CUDNN_CHECK(cudnnSetStream(handles[dev], stream()));
+  return handles[dev];
+}
+#endif
+
+namespace {
+__global__ void reduce_partials_kernel(const double* __restrict__ partial, int nb,
+                                       float* __restrict__ out) {
+  const double* p = partial + static_cast<int64_t>(blockIdx.x) * nb;
+  double s = 0;
+  for (int i = threadIdx.x; i < nb; i += blockDim.x) s += p[i];
+  s = block_sum(s);
+  if (threadIdx.x == 0) out[blockIdx.x] = static_cast<float>(s);
+}
+}  // namespace
+
+void reduce_partials(const double* partial, int nb, int count, float* out, const char* op) {
+  if (count <= 0) return;
+  reduce_partials_kernel<<<count, kThreads, 0, stream()>>>(partial, nb, out);
+  ASAP_CUDA_LAUNCH_CHECK(op);
+}
+
+}  // namespace asap::cuda

@@ -1,0 +1,43 @@
+// Philox fills. Element i uses counter offset + i / 4 (engine/philox.h, shared with the CPU), so
+// the numbers equal the CPU backend's for the same (seed, offset). Arithmetic is in double and
+// rounded to float once, as on the CPU; the device's log/sin/cos are within an ulp of glibc's in
+// double, which vanishes in the rounding to float except in rare ties.
+#include "engine/philox.h"
+#include "kernels/cuda/common.cuh"
+
+namespace asap::cuda {
+namespace {
+
+__global__ void normal_kernel(float* __restrict__ y, int64_t n, uint64_t seed, uint64_t offset, double mean,
+                              double stddev) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = static_cast<float>(mean + stddev * philox_normal_at(seed, offset, static_cast<uint64_t>(i)));
+}
+
+__global__ void uniform_kernel(float* __restrict__ y, int64_t n, uint64_t seed, uint64_t offset, double lo,
+                               double hi) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = static_cast<float>(philox_uniform_at(seed, offset, static_cast<uint64_t>(i), lo, hi));
+}
+
+void fill_normal_cuda(Tensor& y, uint64_t seed, uint64_t offset, double mean, double stddev) {
+  check_f32(y, "fill_normal");
+  const int64_t n = y.numel();
+  if (n == 0) return;
+  normal_kernel<<<grid_for(n), kThreads, 0, stream()>>>(fptr(y), n, seed, offset, mean, stddev);
+  ASAP_CUDA_LAUNCH_CHECK("fill_normal");
+}
+void fill_uniform_cuda(Tensor& y, uint64_t seed, uint64_t offset, double lo, double hi) {
+  check_f32(y, "fill_uniform");
+  const int64_t n = y.numel();
+  if (n == 0) return;
+  uniform_kernel<<<grid_for(n), kThreads, 0, stream()>>>(fptr(y), n, seed, offset, lo, hi);
+  ASAP_CUDA_LAUNCH_CHECK("fill_uniform");
+}
+
+}  // namespace
+
+ASAP_REGISTER_KERNEL(CUDA, fill_normal, fill_normal_cuda);
+ASAP_REGISTER_KERNEL(CUDA, fill_uniform, fill_uniform_cuda);
+
+}  // namespace asap::cuda
