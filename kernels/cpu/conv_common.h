@@ -125,7 +125,12 @@ inline void pad_plane(const T* x, int64_t sh, int64_t sw, int H, int W, int pad,
     const T* xr = x + h * sh;
     for (int i = 0; i < pad; ++i) row[i] = row[pad + W + i] = T(0);
     if (sw == 1) {
-      for (int w = 0; w < W; ++w) row[pad + w] = kRelu ? (xr[w] > T(0) ? xr[w] : T(0)) : xr[w];
+      T* dst = row + pad;
+#pragma omp simd
+      for (int w = 0; w < W; ++w) {
+        const T v = xr[w];
+        dst[w] = kRelu ? (v > T(0) ? v : T(0)) : v;
+      }
     } else {
       for (int w = 0; w < W; ++w) {
         T v = xr[w * sw];
@@ -216,6 +221,22 @@ inline void dw_plane_bwd_data(const T* dy, const T* dyw, const T* w, const ConvG
   }
 }
 
+// Dot product with 16 independent lanes: a single vector accumulator would be bound by the
+// add latency, not by loads.
+template <typename T>
+inline T dot_blocked(const T* a, const T* b, int64_t n) {
+  constexpr int L = 16;
+  T lane[L] = {};
+  int64_t q = 0;
+  for (; q + L <= n; q += L)
+#pragma omp simd
+    for (int l = 0; l < L; ++l) lane[l] += a[q + l] * b[q + l];
+  T s = T(0);
+  for (; q < n; ++q) s += a[q] * b[q];
+  for (int l = 0; l < L; ++l) s += lane[l];
+  return s;
+}
+
 // dw[t] = sum over outputs of dy * xp under tap t (written, KH*KW values).
 // dyw: for stride 1, dy already widened to Wp columns (see dw_widen); ignored otherwise.
 template <typename T>
@@ -227,8 +248,7 @@ inline void dw_plane_bwd_weight(const T* xp, int Wp, const T* dy, const T* dyw, 
       if (s == 1) {
         const int64_t Q = int64_t(Ho - 1) * Wp + Wo;
         const T* xs = xp + int64_t(i) * d * Wp + j * d;
-#pragma omp simd reduction(+ : acc)
-        for (int64_t q = 0; q < Q; ++q) acc += dyw[q] * xs[q];
+        acc = dot_blocked(dyw, xs, Q);
       } else {
         for (int oh = 0; oh < Ho; ++oh) {
           const T* xs = xp + int64_t(oh * s + i * d) * Wp + j * d;

@@ -88,7 +88,15 @@ void bwd_t(const Tensor& x, const Tensor& wd, const Tensor& wp, const Tensor& mi
           const T* src = dxp + int64_t(h + g.pad) * Wp + g.pad;
           const T* xr = xc + h * g.xsh;
           T* o = out + int64_t(h) * g.W;
-          for (int w = 0; w < g.W; ++w) o[w] = xr[w * g.xsw] > T(0) ? src[w] : T(0);  // ReLU mask
+          if (g.xsw == 1) {
+#pragma omp simd
+            for (int w = 0; w < g.W; ++w) {  // ReLU mask; both loads unconditional so it vectorises
+              const T v = src[w], xv = xr[w];
+              o[w] = xv > T(0) ? v : T(0);
+            }
+          } else {
+            for (int w = 0; w < g.W; ++w) o[w] = xr[w * g.xsw] > T(0) ? src[w] : T(0);
+          }
         }
       }
     }
