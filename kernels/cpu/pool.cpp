@@ -1,0 +1,249 @@
+// CPU max / average / global average pooling on NCHW planes, parallel over N*C planes.
+// The window loops are ordered (output row, kernel row, kernel column, output column) so the
+// innermost loop walks an output row: unit stride for stride-1 pooling, which vectorises, and
+// for max pooling this order still visits each window in row-major scan order (ties -> first).
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "engine/error.h"
+#include "engine/kernel_table.h"
+
+namespace asap {
+namespace {
+
+// Per-call window geometry shared read-only by all threads.
+struct PoolGeom {
+  int64_t planes, H, W, Ho, Wo;
+  int k, s, p;
+  std::vector<int64_t> ow_lo, ow_hi;  // per kernel column: output columns whose tap is inside
+  std::vector<int32_t> wcount;        // per output column: taps inside the row (no padding)
+};
+
+PoolGeom pool_geom(const Tensor& x, const Tensor& y, const Pool2dParams& pp) {
+  PoolGeom g;
+  g.planes = x.dim(0) * x.dim(1);
+  g.H = x.dim(2);
+  g.W = x.dim(3);
+  g.Ho = y.dim(2);
+  g.Wo = y.dim(3);
+  g.k = pp.kernel;
+  g.s = pp.stride;
+  g.p = pp.padding;
+  g.ow_lo.resize(g.k);
+  g.ow_hi.resize(g.k);
+  for (int kw = 0; kw < g.k; ++kw) {
+    // input column = ow*s - p + kw must lie in [0, W)
+    const int64_t need = g.p - kw;
+    const int64_t lo = need <= 0 ? 0 : (need + g.s - 1) / g.s;
+    const int64_t num = g.W - 1 + g.p - kw;
+    const int64_t hi = num < 0 ? 0 : std::min<int64_t>(num / g.s + 1, g.Wo);
+    g.ow_lo[kw] = lo;
+    g.ow_hi[kw] = std::max(lo, hi);
+  }
+  g.wcount.resize(g.Wo);
+  for (int64_t ow = 0; ow < g.Wo; ++ow) {
+    const int64_t ws = ow * g.s - g.p;
+    g.wcount[ow] = static_cast<int32_t>(std::min<int64_t>(ws + g.k, g.W) - std::max<int64_t>(ws, 0));
+  }
+  return g;
+}
+
+template <typename T>
+void maxpool_fwd_impl(const Tensor& x, Tensor& y, Tensor& argmax, const PoolGeom& g) {
+  const T* xp = x.data<T>();
+  T* yp = y.data<T>();
+  int32_t* ap = argmax.data<int32_t>();
+  const int64_t in_plane = g.H * g.W, out_plane = g.Ho * g.Wo;
+#pragma omp parallel for schedule(static) if (g.planes * out_plane > 16384)
+  for (int64_t pl = 0; pl < g.planes; ++pl) {
+    const T* xpl = xp + pl * in_plane;
+    for (int64_t oh = 0; oh < g.Ho; ++oh) {
+      const int64_t hs = oh * g.s - g.p;
+      const int64_t h0 = std::max<int64_t>(hs, 0), h1 = std::min<int64_t>(hs + g.k, g.H);
+      T* yr = yp + pl * out_plane + oh * g.Wo;
+      int32_t* ar = ap + pl * out_plane + oh * g.Wo;
+      // Start from -inf pointing at the window's first valid tap, so an all -inf window still
+      // yields a valid index and strict '>' keeps the first maximum in scan order.
+      for (int64_t ow = 0; ow < g.Wo; ++ow) {
+        yr[ow] = -std::numeric_limits<T>::infinity();
+        ar[ow] = static_cast<int32_t>(h0 * g.W + std::max<int64_t>(ow * g.s - g.p, 0));
+      }
+      for (int64_t h = h0; h < h1; ++h) {
+        const T* xr = xpl + h * g.W;
+        for (int kw = 0; kw < g.k; ++kw) {
+          const int64_t off = kw - g.p;
+          for (int64_t ow = g.ow_lo[kw]; ow < g.ow_hi[kw]; ++ow) {
+            const int64_t wi = ow * g.s + off;
+            const T v = xr[wi];
+            if (v > yr[ow] || v != v) {  // NaN propagates, as in PyTorch
+              yr[ow] = v;
+              ar[ow] = static_cast<int32_t>(h * g.W + wi);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void maxpool_bwd_impl(const Tensor& dy, const Tensor& argmax, Tensor& dx, const PoolGeom& g) {
+  const T* dyp = dy.data<T>();
+  const int32_t* ap = argmax.data<int32_t>();
+  T* dxp = dx.data<T>();
+  const int64_t in_plane = g.H * g.W, out_plane = g.Ho * g.Wo;
+#pragma omp parallel for schedule(static) if (g.planes * out_plane > 16384)
+  for (int64_t pl = 0; pl < g.planes; ++pl) {
+    T* dxpl = dxp + pl * in_plane;
+    std::memset(dxpl, 0, sizeof(T) * in_plane);
+    const T* dypl = dyp + pl * out_plane;
+    const int32_t* apl = ap + pl * out_plane;
+    for (int64_t i = 0; i < out_plane; ++i) dxpl[apl[i]] += dypl[i];
+  }
+}
+
+template <typename T>
+void avgpool_fwd_impl(const Tensor& x, Tensor& y, const PoolGeom& g) {
+  const T* xp = x.data<T>();
+  T* yp = y.data<T>();
+  const int64_t in_plane = g.H * g.W, out_plane = g.Ho * g.Wo;
+#pragma omp parallel for schedule(static) if (g.planes * out_plane > 16384)
+  for (int64_t pl = 0; pl < g.planes; ++pl) {
+    const T* xpl = xp + pl * in_plane;
+    for (int64_t oh = 0; oh < g.Ho; ++oh) {
+      const int64_t hs = oh * g.s - g.p;
+      const int64_t h0 = std::max<int64_t>(hs, 0), h1 = std::min<int64_t>(hs + g.k, g.H);
+      T* yr = yp + pl * out_plane + oh * g.Wo;
+      std::fill(yr, yr + g.Wo, T(0));
+      for (int64_t h = h0; h < h1; ++h) {
+        const T* xr = xpl + h * g.W;
+        for (int kw = 0; kw < g.k; ++kw) {
+          const int64_t off = kw - g.p;  // tap column = ow*s + off, inside [0, W) for ow in [lo, hi)
+          const int64_t lo = g.ow_lo[kw], hi = g.ow_hi[kw];
+          if (g.s == 1) {
+#pragma omp simd
+            for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += xr[ow + off];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += xr[ow * g.s + off];
+          }
+        }
+      }
+      const T hc = static_cast<T>(h1 - h0);
+      for (int64_t ow = 0; ow < g.Wo; ++ow) yr[ow] /= hc * static_cast<T>(g.wcount[ow]);
+    }
+  }
+}
+
+template <typename T>
+void avgpool_bwd_impl(const Tensor& dy, Tensor& dx, const PoolGeom& g) {
+  const T* dyp = dy.data<T>();
+  T* dxp = dx.data<T>();
+  const int64_t in_plane = g.H * g.W, out_plane = g.Ho * g.Wo;
+#pragma omp parallel if (g.planes * out_plane > 16384)
+  {
+    std::vector<T> grow(static_cast<size_t>(g.Wo));  // dy / divisor for one output row
+#pragma omp for schedule(static)
+    for (int64_t pl = 0; pl < g.planes; ++pl) {
+      T* dxpl = dxp + pl * in_plane;
+      std::memset(dxpl, 0, sizeof(T) * in_plane);
+      for (int64_t oh = 0; oh < g.Ho; ++oh) {
+        const int64_t hs = oh * g.s - g.p;
+        const int64_t h0 = std::max<int64_t>(hs, 0), h1 = std::min<int64_t>(hs + g.k, g.H);
+        const T* dyr = dyp + pl * out_plane + oh * g.Wo;
+        const T hc = static_cast<T>(h1 - h0);
+        T* gr = grow.data();
+        for (int64_t ow = 0; ow < g.Wo; ++ow) gr[ow] = dyr[ow] / (hc * static_cast<T>(g.wcount[ow]));
+        for (int64_t h = h0; h < h1; ++h) {
+          T* dxr = dxpl + h * g.W;
+          for (int kw = 0; kw < g.k; ++kw) {
+            const int64_t off = kw - g.p;
+            const int64_t lo = g.ow_lo[kw], hi = g.ow_hi[kw];
+            if (g.s == 1) {
+#pragma omp simd
+              for (int64_t ow = lo; ow < hi; ++ow) dxr[ow + off] += gr[ow];
+            } else {
+              for (int64_t ow = lo; ow < hi; ++ow) dxr[ow * g.s + off] += gr[ow];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void gap_fwd_impl(const Tensor& x, Tensor& y) {
+  const int64_t planes = x.dim(0) * x.dim(1), hw = x.dim(2) * x.dim(3);
+  const T* xp = x.data<T>();
+  T* yp = y.data<T>();
+#pragma omp parallel for schedule(static) if (planes * hw > 16384)
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    const T* px = xp + pl * hw;
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < hw; ++i) s += static_cast<double>(px[i]);
+    yp[pl] = static_cast<T>(s / static_cast<double>(hw));
+  }
+}
+
+template <typename T>
+void gap_bwd_impl(const Tensor& dy, Tensor& dx) {
+  const int64_t planes = dx.dim(0) * dx.dim(1), hw = dx.dim(2) * dx.dim(3);
+  const T* dyp = dy.data<T>();
+  T* dxp = dx.data<T>();
+#pragma omp parallel for schedule(static) if (planes * hw > 16384)
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    const T v = dyp[pl] / static_cast<T>(hw);
+    T* pdx = dxp + pl * hw;
+#pragma omp simd
+    for (int64_t i = 0; i < hw; ++i) pdx[i] = v;
+  }
+}
+
+bool is_f64(DType dt, const char* kernel) {
+  ASAP_CHECK(dt == DType::F32 || dt == DType::F64, kernel, ": unsupported dtype ", dtype_name(dt));
+  return dt == DType::F64;
+}
+
+void maxpool_fwd_cpu(const Tensor& x, Tensor& y, Tensor& argmax, const Pool2dParams& p) {
+  const PoolGeom g = pool_geom(x, y, p);
+  if (is_f64(x.dtype(), "maxpool_fwd")) maxpool_fwd_impl<double>(x, y, argmax, g);
+  else maxpool_fwd_impl<float>(x, y, argmax, g);
+}
+void maxpool_bwd_cpu(const Tensor& dy, const Tensor& argmax, Tensor& dx, const Pool2dParams& p) {
+  const PoolGeom g = pool_geom(dx, dy, p);
+  if (is_f64(dy.dtype(), "maxpool_bwd")) maxpool_bwd_impl<double>(dy, argmax, dx, g);
+  else maxpool_bwd_impl<float>(dy, argmax, dx, g);
+}
+void avgpool_fwd_cpu(const Tensor& x, Tensor& y, const Pool2dParams& p) {
+  const PoolGeom g = pool_geom(x, y, p);
+  if (is_f64(x.dtype(), "avgpool_fwd")) avgpool_fwd_impl<double>(x, y, g);
+  else avgpool_fwd_impl<float>(x, y, g);
+}
+void avgpool_bwd_cpu(const Tensor& dy, Tensor& dx, const Pool2dParams& p) {
+  const PoolGeom g = pool_geom(dx, dy, p);
+  if (is_f64(dy.dtype(), "avgpool_bwd")) avgpool_bwd_impl<double>(dy, dx, g);
+  else avgpool_bwd_impl<float>(dy, dx, g);
+}
+void gap_fwd_cpu(const Tensor& x, Tensor& y) {
+  if (is_f64(x.dtype(), "gap_fwd")) gap_fwd_impl<double>(x, y);
+  else gap_fwd_impl<float>(x, y);
+}
+void gap_bwd_cpu(const Tensor& dy, Tensor& dx) {
+  if (is_f64(dy.dtype(), "gap_bwd")) gap_bwd_impl<double>(dy, dx);
+  else gap_bwd_impl<float>(dy, dx);
+}
+
+}  // namespace
+
+ASAP_REGISTER_KERNEL(CPU, maxpool_fwd, maxpool_fwd_cpu);
+ASAP_REGISTER_KERNEL(CPU, maxpool_bwd, maxpool_bwd_cpu);
+ASAP_REGISTER_KERNEL(CPU, avgpool_fwd, avgpool_fwd_cpu);
+ASAP_REGISTER_KERNEL(CPU, avgpool_bwd, avgpool_bwd_cpu);
+ASAP_REGISTER_KERNEL(CPU, gap_fwd, gap_fwd_cpu);
+ASAP_REGISTER_KERNEL(CPU, gap_bwd, gap_bwd_cpu);
+
+}  // namespace asap
