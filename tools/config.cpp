@@ -1,0 +1,306 @@
+#include "tools/config.h"
+
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+#include "engine/error.h"
+#include "tools/config_reader.h"
+
+namespace asap::run {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr int kMaxInt = std::numeric_limits<int>::max();
+constexpr int64_t kMaxI64 = std::numeric_limits<int64_t>::max();
+
+// --set a.b.c=value: value is parsed as YAML so lists and numbers work ("[1, 2]", "0.1").
+void apply_override(YAML::Node& root, const std::string& file, const std::string& kv) {
+  const auto eq = kv.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError(file + ": --set '" + kv + "': expected dotted.key=value");
+  const std::string key = kv.substr(0, eq);
+  YAML::Node value;
+  try {
+    value = YAML::Load(kv.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(file + ": --set '" + kv + "': value is not valid YAML: " + e.msg);
+  }
+  std::vector<std::string> parts;
+  std::stringstream ss(key);
+  for (std::string p; std::getline(ss, p, '.');) {
+    if (p.empty()) throw ConfigError(file + ": --set '" + kv + "': empty key segment");
+    parts.push_back(p);
+  }
+  // Walk with fresh handles: assigning to a yaml-cpp Node handle would rebind, not descend.
+  std::vector<YAML::Node> chain{root};
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    YAML::Node next = chain.back()[parts[i]];
+    if (next.IsDefined() && !next.IsNull() && !next.IsMap())
+      throw ConfigError(file + ": --set '" + kv + "': '" + parts[i] + "' is not a mapping");
+    chain.push_back(next);
+  }
+  chain.back()[parts.back()] = value;
+}
+
+void read_data(SectionReader r, DataConfig& d) {
+  r.get("dataset", d.dataset, {"fashion_mnist", "mnist", "cifar10", "cifar100"});
+  r.get("root", d.root);
+  r.get("train_portion", d.train_portion, 0.01, 0.99);
+  r.get("subset", d.subset, 0, kMaxI64);
+  r.get("test_subset", d.test_subset, 0, kMaxI64);
+  r.get("batch_size", d.batch_size, 1, 1 << 20);
+  r.get("eval_batch_size", d.eval_batch_size, 1, 1 << 20);
+  r.get("crop_padding", d.crop_padding, 0, 64);
+  r.get("flip", d.flip);
+  r.get("cutout", d.cutout, 0, 1024);
+  r.get("normalize", d.normalize);
+  r.get("prefetch", d.prefetch);
+  r.finish();
+}
+
+void read_space(SectionReader r, nas::SearchNetworkConfig& n) {
+  r.get("primitives", n.primitives);
+  r.get("nodes", n.nodes, 1, 16);
+  r.finish();
+}
+
+void read_search(SectionReader r, nas::SearchConfig& s) {
+  r.get("epochs", s.epochs, 1, 100000);
+  r.get("stop_when_converged", s.stop_when_converged);
+  r.get("alpha_step_skips_weight_grads", s.alpha_step_skips_weight_grads);
+  {
+    SectionReader n = r.section("network");
+    n.get("C", s.net.C, 1, 4096);
+    n.get("layers", s.net.layers, 1, 1000);
+    n.get("stem_multiplier", s.net.stem_multiplier, 1, 16);
+    n.get("reduction_cells", s.net.reduction_cells);
+    n.finish();
+  }
+  {
+    SectionReader w = r.section("weights");
+    w.get("lr", s.w_lr, 0, 10);
+    w.get("lr_min", s.w_lr_min, 0, 10);
+    w.get("momentum", s.w_momentum, 0, 0.9999);
+    w.get("weight_decay", s.w_weight_decay, 0, 1);
+    w.get("grad_clip", s.grad_clip, 0, kInf);
+    w.finish();
+  }
+  {
+    SectionReader a = r.section("alphas");
+    a.get("lr", s.a_lr, 0, 10);
+    a.get("beta1", s.a_beta1, 0, 0.9999);
+    a.get("beta2", s.a_beta2, 0, 0.99999);
+    a.get("eps", s.a_eps, 1e-12, 1);
+    a.get("weight_decay", s.a_weight_decay, 0, 1);
+    a.finish();
+  }
+  {
+    SectionReader a = r.section("annealer");
+    nas::AnnealConfig& c = s.anneal;
+    a.get("temperature_schedule", c.temperature_schedule, {"exponential", "constant"});
+    a.get("T0", c.T0, 1e-6, 1e6);
+    a.get("beta", c.beta, 1e-6, 1.0);
+    a.get("temperature_unit", c.temperature_unit, {"epoch", "step"});
+    a.get("min_temperature", c.min_temperature, 1e-9, 1e6);
+    a.get("threshold_policy", c.threshold_policy, {"fraction", "exponential"});
+    a.get("threshold_c", c.threshold_c, 0, 1);
+    a.get("theta0", c.theta0, 0, 1);
+    a.get("gamma", c.gamma, 0, 10);
+    a.get("threshold_unit", c.threshold_unit, {"epoch", "step"});
+    a.get("warmup_epochs", c.warmup_epochs, -1, 100000);
+    a.get("warmup_temperature", c.warmup_temperature, 0, 1e6);
+    a.get("prune_every", c.prune_every, {"step", "epoch"});
+    a.finish();
+  }
+  r.finish();
+}
+
+void read_train(SectionReader r, TrainConfig& t) {
+  r.get("genotype", t.genotype);
+  r.get("epochs", t.epochs, 0, 100000);
+  r.get("batch_size", t.batch_size, 1, 1 << 20);
+  r.get("eval_every", t.eval_every, 1, 100000);
+  {
+    SectionReader n = r.section("network");
+    n.get("C", t.C, 1, 4096);
+    n.get("layers", t.layers, 1, 1000);
+    n.get("stem_multiplier", t.stem_multiplier, 1, 16);
+    n.get("auxiliary", t.auxiliary);
+    n.get("auxiliary_weight", t.auxiliary_weight, 0, 10);
+    n.get("drop_path", t.drop_path, 0, 0.95);
+    n.finish();
+  }
+  {
+    SectionReader o = r.section("optimizer");
+    o.get("lr", t.lr, 0, 10);
+    o.get("lr_min", t.lr_min, 0, 10);
+    o.get("momentum", t.momentum, 0, 0.9999);
+    o.get("weight_decay", t.weight_decay, 0, 1);
+    o.get("grad_clip", t.grad_clip, 0, kInf);
+    o.finish();
+  }
+  r.finish();
+}
+
+void read_run(SectionReader r, RunSection& s) {
+  r.get("seed", s.seed);
+  r.get("device", s.device);
+  r.get("threads", s.threads, 0, 4096);
+  r.get("out", s.out);
+  r.get("checkpoint_every", s.checkpoint_every, 1, kMaxInt);
+  r.get("on_nan", s.on_nan, {"stop"});
+  r.get("progress", s.progress);
+  r.get("plots", s.plots);
+  r.finish();
+}
+
+}  // namespace
+
+RunConfig parse_config(const std::string& text, const std::string& name, const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(name + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                      ": YAML syntax error: " + e.msg);
+  }
+  if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  if (!root.IsMap()) throw ConfigError(name + ": the top level must be a mapping of sections");
+  for (const auto& o : overrides) apply_override(root, name, o);
+
+  RunConfig c;
+  c.source = name;
+  SectionReader top(root, "", c.source);
+  read_data(top.section("data"), c.data);
+  read_space(top.section("space"), c.search.net);
+  read_search(top.section("search"), c.search);
+  read_train(top.section("train"), c.train);
+  read_run(top.section("run"), c.run);
+  top.finish();
+
+  if (c.run.device != "auto") {
+    try {
+      parse_device(c.run.device);
+    } catch (const Error& e) {
+      throw ConfigError(name + ": key 'run.device': " + e.what());
+    }
+  }
+  if (c.search.w_lr_min > c.search.w_lr)
+    throw ConfigError(name + ": key 'search.weights.lr_min': larger than search.weights.lr");
+  c.search.seed = c.run.seed;
+  try {
+    c.search.validate();
+  } catch (const ConfigError& e) {
+    throw ConfigError(name + ": " + e.what());
+  }
+  return c;
+}
+
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": cannot open the config file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str(), path, overrides);
+}
+
+std::string to_yaml(const RunConfig& c) {
+  YAML::Emitter e;
+  e << YAML::BeginMap;
+  e << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "dataset" << YAML::Value << c.data.dataset;
+  e << YAML::Key << "root" << YAML::Value << c.data.root;
+  e << YAML::Key << "train_portion" << YAML::Value << c.data.train_portion;
+  e << YAML::Key << "subset" << YAML::Value << c.data.subset;
+  e << YAML::Key << "test_subset" << YAML::Value << c.data.test_subset;
+  e << YAML::Key << "batch_size" << YAML::Value << c.data.batch_size;
+  e << YAML::Key << "eval_batch_size" << YAML::Value << c.data.eval_batch_size;
+  e << YAML::Key << "crop_padding" << YAML::Value << c.data.crop_padding;
+  e << YAML::Key << "flip" << YAML::Value << c.data.flip;
+  e << YAML::Key << "cutout" << YAML::Value << c.data.cutout;
+  e << YAML::Key << "normalize" << YAML::Value << c.data.normalize;
+  e << YAML::Key << "prefetch" << YAML::Value << c.data.prefetch;
+  e << YAML::EndMap;
+
+  const nas::SearchConfig& s = c.search;
+  e << YAML::Key << "space" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "primitives" << YAML::Value << YAML::Flow << s.net.primitives;
+  e << YAML::Key << "nodes" << YAML::Value << s.net.nodes;
+  e << YAML::EndMap;
+
+  e << YAML::Key << "search" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "epochs" << YAML::Value << s.epochs;
+  e << YAML::Key << "stop_when_converged" << YAML::Value << s.stop_when_converged;
+  e << YAML::Key << "alpha_step_skips_weight_grads" << YAML::Value << s.alpha_step_skips_weight_grads;
+  e << YAML::Key << "network" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "C" << YAML::Value << s.net.C;
+  e << YAML::Key << "layers" << YAML::Value << s.net.layers;
+  e << YAML::Key << "stem_multiplier" << YAML::Value << s.net.stem_multiplier;
+  e << YAML::Key << "reduction_cells" << YAML::Value << YAML::Flow << s.net.reduction_cells;
+  e << YAML::EndMap;
+  e << YAML::Key << "weights" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "lr" << YAML::Value << s.w_lr << YAML::Key << "lr_min" << YAML::Value << s.w_lr_min;
+  e << YAML::Key << "momentum" << YAML::Value << s.w_momentum;
+  e << YAML::Key << "weight_decay" << YAML::Value << s.w_weight_decay;
+  e << YAML::Key << "grad_clip" << YAML::Value << s.grad_clip;
+  e << YAML::EndMap;
+  e << YAML::Key << "alphas" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "lr" << YAML::Value << s.a_lr << YAML::Key << "beta1" << YAML::Value << s.a_beta1;
+  e << YAML::Key << "beta2" << YAML::Value << s.a_beta2 << YAML::Key << "eps" << YAML::Value << s.a_eps;
+  e << YAML::Key << "weight_decay" << YAML::Value << s.a_weight_decay;
+  e << YAML::EndMap;
+  const nas::AnnealConfig& a = s.anneal;
+  e << YAML::Key << "annealer" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "temperature_schedule" << YAML::Value << a.temperature_schedule;
+  e << YAML::Key << "T0" << YAML::Value << a.T0 << YAML::Key << "beta" << YAML::Value << a.beta;
+  e << YAML::Key << "temperature_unit" << YAML::Value << a.temperature_unit;
+  e << YAML::Key << "min_temperature" << YAML::Value << a.min_temperature;
+  e << YAML::Key << "threshold_policy" << YAML::Value << a.threshold_policy;
+  e << YAML::Key << "threshold_c" << YAML::Value << a.threshold_c;
+  e << YAML::Key << "theta0" << YAML::Value << a.theta0 << YAML::Key << "gamma" << YAML::Value << a.gamma;
+  e << YAML::Key << "threshold_unit" << YAML::Value << a.threshold_unit;
+  e << YAML::Key << "warmup_epochs" << YAML::Value << a.warmup_epochs;
+  e << YAML::Key << "warmup_temperature" << YAML::Value << a.warmup_temperature;
+  e << YAML::Key << "prune_every" << YAML::Value << a.prune_every;
+  e << YAML::EndMap;
+  e << YAML::EndMap;
+
+  const TrainConfig& t = c.train;
+  e << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "genotype" << YAML::Value << t.genotype;
+  e << YAML::Key << "epochs" << YAML::Value << t.epochs;
+  e << YAML::Key << "batch_size" << YAML::Value << t.batch_size;
+  e << YAML::Key << "eval_every" << YAML::Value << t.eval_every;
+  e << YAML::Key << "network" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "C" << YAML::Value << t.C << YAML::Key << "layers" << YAML::Value << t.layers;
+  e << YAML::Key << "stem_multiplier" << YAML::Value << t.stem_multiplier;
+  e << YAML::Key << "auxiliary" << YAML::Value << t.auxiliary;
+  e << YAML::Key << "auxiliary_weight" << YAML::Value << t.auxiliary_weight;
+  e << YAML::Key << "drop_path" << YAML::Value << t.drop_path;
+  e << YAML::EndMap;
+  e << YAML::Key << "optimizer" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "lr" << YAML::Value << t.lr << YAML::Key << "lr_min" << YAML::Value << t.lr_min;
+  e << YAML::Key << "momentum" << YAML::Value << t.momentum;
+  e << YAML::Key << "weight_decay" << YAML::Value << t.weight_decay;
+  e << YAML::Key << "grad_clip" << YAML::Value << t.grad_clip;
+  e << YAML::EndMap;
+  e << YAML::EndMap;
+
+  e << YAML::Key << "run" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "seed" << YAML::Value << c.run.seed;
+  e << YAML::Key << "device" << YAML::Value << c.run.device;
+  e << YAML::Key << "threads" << YAML::Value << c.run.threads;
+  e << YAML::Key << "out" << YAML::Value << c.run.out;
+  e << YAML::Key << "checkpoint_every" << YAML::Value << c.run.checkpoint_every;
+  e << YAML::Key << "on_nan" << YAML::Value << c.run.on_nan;
+  e << YAML::Key << "progress" << YAML::Value << c.run.progress;
+  e << YAML::Key << "plots" << YAML::Value << c.run.plots;
+  e << YAML::EndMap;
+  e << YAML::EndMap;
+  return std::string(e.c_str()) + "\n";
+}
+
+}  // namespace asap::run

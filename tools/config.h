@@ -1,0 +1,73 @@
+// The run configuration: one YAML schema for the search and train stages of asap_run.
+// Every key, its default and its range is documented in docs/config.md. Unknown keys, wrong
+// types and out-of-range values are asap::ConfigError naming the file, the dotted key and its line.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "nas/search.h"
+
+namespace asap::run {
+
+struct DataConfig {
+  std::string dataset = "fashion_mnist";  // fashion_mnist | mnist | cifar10 | cifar100
+  std::string root;                       // empty: the dataset's default folder
+  double train_portion = 0.5;             // search: first part trains weights, the rest alphas
+  int64_t subset = 0;                     // > 0: use only the first N training images
+  int64_t test_subset = 0;                // > 0: evaluate on the first N test images
+  int64_t batch_size = 64;
+  int64_t eval_batch_size = 256;
+  int crop_padding = 0;  // random crop with this zero padding; 0 = off
+  bool flip = false;     // random horizontal flip
+  int cutout = 0;        // cutout square length (train stage only); 0 = off
+  bool normalize = true;
+  bool prefetch = true;
+};
+
+struct TrainConfig {
+  std::string genotype;  // empty: the searched one; else DARTS text or a published name (DARTS_V2)
+  int64_t C = 36;
+  int layers = 20;
+  int stem_multiplier = 3;
+  bool auxiliary = true;
+  double auxiliary_weight = 0.4;
+  double drop_path = 0.2;  // maximum; rises linearly from 0 over the epochs
+  int epochs = 600;
+  double lr = 0.025;
+  double lr_min = 0.0;
+  double momentum = 0.9;
+  double weight_decay = 3e-4;
+  double grad_clip = 5.0;
+  int64_t batch_size = 96;
+  int eval_every = 1;  // evaluate on the test set every N epochs (the last epoch always)
+};
+
+struct RunSection {
+  uint64_t seed = 2;
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N
+  int threads = 0;              // CPU threads; 0 = all cores
+  std::string out = "runs/default";
+  int checkpoint_every = 1;     // epochs between checkpoints
+  std::string on_nan = "stop";  // stop: a non-finite loss ends the run naming epoch, step and checkpoint
+  bool progress = true;         // progress bar on a terminal
+  bool plots = true;            // PNG plots at the end when python3 + matplotlib exist
+};
+
+struct RunConfig {
+  DataConfig data;
+  nas::SearchConfig search;
+  TrainConfig train;
+  RunSection run;
+  std::string source;  // the file it came from (for messages)
+};
+
+// Loads `path`, applies `--set` overrides ("dotted.key=value", value parsed as YAML) and validates.
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// Same from YAML text (tests); `name` stands for the file in messages.
+RunConfig parse_config(const std::string& yaml_text, const std::string& name,
+                       const std::vector<std::string>& overrides = {});
+// The fully resolved config as YAML (written to the run folder as config.yaml).
+std::string to_yaml(const RunConfig& c);
+
+}  // namespace asap::run

@@ -1,0 +1,185 @@
+#include "tools/train_stage.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "data/split.h"
+#include "engine/error.h"
+#include "engine/nvtx.h"
+#include "nas/eval_train.h"
+#include "tools/progress.h"
+#include "tools/run_files.h"
+#include "tools/search_stage.h"
+#include "tools/stage_common.h"
+
+namespace fs = std::filesystem;
+
+namespace asap::run {
+namespace {
+
+std::string path_in(const std::string& dir, const std::string& name) { return (fs::path(dir) / name).string(); }
+
+nas::BatchSource source_of(data::DataLoader& loader) {
+  return [&loader](nas::Batch& b) {
+    data::Batch db;
+    if (!loader.next(db)) return false;
+    b.x = db.images;
+    b.y = db.labels;
+    return true;
+  };
+}
+
+}  // namespace
+
+nas::Genotype resolve_genotype(const RunConfig& c, const std::string& out_dir) {
+  const std::string& g = c.train.genotype;
+  if (g.empty()) return read_searched_genotype(out_dir);
+  if (g == "DARTS_V2" || g == "DARTS") return nas::darts_v2();
+  try {
+    if (g.find("Genotype(") != std::string::npos) return nas::parse_genotype(g);
+    if (!file_exists(g))
+      throw ConfigError(c.source + ": key 'train.genotype': '" + g +
+                        "' is neither Genotype(...) text, a known name (DARTS_V2) nor an existing file");
+    const std::string text = read_file(g);
+    if (g.size() > 5 && g.substr(g.size() - 5) == ".json") {
+      nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+      if (j.is_discarded()) throw IoError(g + ": not valid JSON");
+      return nas::genotype_from_json(j);
+    }
+    return nas::parse_genotype(text);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const IoError&) {
+    throw;
+  } catch (const Error& e) {
+    throw ConfigError(c.source + ": key 'train.genotype': " + e.what());
+  }
+}
+
+TrainOutcome run_train_stage(const RunConfig& c, const nas::Genotype& g, const std::string& out, Device dev,
+                             bool resume) {
+  ASAP_NVTX_RANGE("stage/train");
+  const std::string ckpt = path_in(out, "checkpoints/train.safetensors");
+  const std::string metrics = path_in(out, "metrics.jsonl");
+  fs::create_directories(path_in(out, "checkpoints"));
+
+  const data::DatasetKind kind = data::parse_dataset_kind(c.data.dataset);
+  auto train_set = std::make_shared<const data::Dataset>(data::load_dataset(kind, c.data.root, data::SplitKind::Train));
+  auto test_set = std::make_shared<const data::Dataset>(data::load_dataset(kind, c.data.root, data::SplitKind::Test));
+  data::DataLoader train_loader(train_set, data::first_indices(train_set->size(), c.data.subset),
+                                loader_options(c, kind, c.train.batch_size, c.run.seed * 1000 + 3, dev, true, true));
+  data::DataLoader test_loader(test_set, data::first_indices(test_set->size(), c.data.test_subset),
+                               loader_options(c, kind, c.data.eval_batch_size, 0, dev, false));
+
+  nas::TrainConfig tc;
+  tc.net.C = c.train.C;
+  tc.net.layers = c.train.layers;
+  tc.net.stem_multiplier = c.train.stem_multiplier;
+  tc.net.in_channels = train_set->C;
+  tc.net.num_classes = train_set->num_classes;
+  tc.net.auxiliary = c.train.auxiliary;
+  tc.net.input_size = train_set->H;
+  tc.epochs = c.train.epochs;
+  tc.lr = c.train.lr;
+  tc.lr_min = c.train.lr_min;
+  tc.momentum = c.train.momentum;
+  tc.weight_decay = c.train.weight_decay;
+  tc.grad_clip = c.train.grad_clip;
+  tc.aux_weight = c.train.auxiliary_weight;
+  tc.drop_path_max = c.train.drop_path;
+  tc.seed = c.run.seed;
+  nas::EvalTrainer trainer(g, tc, dev);
+
+  TrainOutcome result;
+  result.parameters = trainer.network().parameter_count_without_aux();
+  std::printf("evaluation network: C=%lld layers=%d, %.3f M parameters (without the auxiliary head)\n",
+              (long long)tc.net.C, tc.net.layers, result.parameters / 1e6);
+
+  double seconds_before = 0;
+  nas::EvalStats last_eval;
+  bool have_eval = false;
+  if (resume && file_exists(ckpt)) {
+    auto [tensors, state] = load_checkpoint(ckpt);
+    trainer.load_state(tensors, state.at("trainer"));
+    seconds_before = state.value("seconds", 0.0);
+    if (state.contains("test")) {
+      last_eval.loss = state["test"].value("loss", 0.0);
+      last_eval.acc = state["test"].value("acc", 0.0);
+      have_eval = true;
+    }
+    const int done = trainer.epoch();
+    filter_jsonl(metrics, [done](const nlohmann::json& j) {
+      return j.value("stage", "") != "train" || j.value("epoch", 1 << 30) < done;
+    });
+    std::printf("resumed training at epoch %d\n", done);
+  } else {
+    filter_jsonl(metrics, [](const nlohmann::json& j) { return j.value("stage", "") != "train"; });
+  }
+
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+
+  while (!trainer.finished()) {
+    const int epoch = trainer.epoch();
+    reset_peak_memory(dev);
+    train_loader.start_epoch(epoch);
+    char label[64];
+    std::snprintf(label, sizeof label, "train %d/%d", epoch + 1, tc.epochs);
+    Progress bar(label, train_loader.batches_per_epoch(), c.run.progress);
+    int64_t done = 0;
+    double loss_sum = 0;
+    trainer.on_step = [&](int ep, int64_t step, double loss) {
+      if (!std::isfinite(loss))
+        throw NumericError("non-finite training loss at train epoch " + std::to_string(ep) + ", step " +
+                           std::to_string(step) + "; the last good checkpoint is " +
+                           (file_exists(ckpt) ? ckpt : std::string("(none yet)")));
+      ++done;
+      loss_sum += loss;
+      char f[96];
+      std::snprintf(f, sizeof f, "loss %.3f", loss_sum / done);
+      bar.update(done, f);
+    };
+    nas::TrainEpochStats st = trainer.run_epoch(source_of(train_loader));
+    const bool last = trainer.finished();
+    nlohmann::json line = nas::to_json(st);
+    line["stage"] = "train";
+    line["epoch_seconds"] = st.seconds;
+    line["train_loss"] = st.loss;
+    line["train_acc"] = st.acc;
+    if (last || (epoch + 1) % c.train.eval_every == 0) {
+      test_loader.start_epoch(0);
+      last_eval = trainer.evaluate(source_of(test_loader));
+      have_eval = true;
+      line["val_loss"] = last_eval.loss;
+      line["val_acc"] = last_eval.acc;
+    }
+    line["peak_mem_mb"] = peak_memory_mb(dev);
+    append_jsonl(metrics, line);
+    char summary[200];
+    std::snprintf(summary, sizeof summary, "done in %s: train loss %.3f acc %.3f | lr %.4f | drop-path %.3f%s",
+                  format_seconds(st.seconds).c_str(), st.loss, st.acc, st.lr, st.drop_path,
+                  line.contains("val_acc")
+                      ? (" | test loss " + std::to_string(last_eval.loss).substr(0, 5) + " acc " +
+                         std::to_string(last_eval.acc).substr(0, 6))
+                            .c_str()
+                      : "");
+    bar.finish(summary);
+    if (last || (epoch + 1) % c.run.checkpoint_every == 0) {
+      nlohmann::json state = {{"trainer", trainer.state_json()}, {"seconds", elapsed()}};
+      if (have_eval) state["test"] = {{"loss", last_eval.loss}, {"acc", last_eval.acc}};
+      save_checkpoint(ckpt, trainer.state_tensors(), state);
+    }
+  }
+  if (!have_eval) {  // resumed after the last epoch's checkpoint without an evaluation
+    test_loader.start_epoch(0);
+    last_eval = trainer.evaluate(source_of(test_loader));
+  }
+  result.test_accuracy = last_eval.acc;
+  result.test_loss = last_eval.loss;
+  result.seconds = elapsed();
+  return result;
+}
+
+}  // namespace asap::run
