@@ -63,25 +63,49 @@ void maxpool_fwd_impl(const Tensor& x, Tensor& y, Tensor& argmax, const PoolGeom
     for (int64_t oh = 0; oh < g.Ho; ++oh) {
       const int64_t hs = oh * g.s - g.p;
       const int64_t h0 = std::max<int64_t>(hs, 0), h1 = std::min<int64_t>(hs + g.k, g.H);
-      T* yr = yp + pl * out_plane + oh * g.Wo;
-      int32_t* ar = ap + pl * out_plane + oh * g.Wo;
-      // Start from -inf pointing at the window's first valid tap, so an all -inf window still
-      // yields a valid index and strict '>' keeps the first maximum in scan order.
+      T* __restrict yr = yp + pl * out_plane + oh * g.Wo;
+      int32_t* __restrict ar = ap + pl * out_plane + oh * g.Wo;
+      if (g.s != 1) {
+        // Strided: one window at a time with the running max in registers.
+        for (int64_t ow = 0; ow < g.Wo; ++ow) {
+          const int64_t ws = ow * g.s - g.p;
+          const int64_t w0 = std::max<int64_t>(ws, 0), w1 = std::min<int64_t>(ws + g.k, g.W);
+          T best = -std::numeric_limits<T>::infinity();
+          int32_t arg = static_cast<int32_t>(h0 * g.W + w0);  // valid even for an all -inf window
+          for (int64_t h = h0; h < h1; ++h) {
+            const T* xr = xpl + h * g.W;
+            for (int64_t w = w0; w < w1; ++w) {
+              const T v = xr[w];
+              const bool gt = (v > best) | (v != v);  // '|' not '||': no branch; NaN propagates
+              best = gt ? v : best;
+              arg = gt ? static_cast<int32_t>(h * g.W + w) : arg;
+            }
+          }
+          yr[ow] = best;
+          ar[ow] = arg;
+        }
+        continue;
+      }
+      // Stride 1: row-wise over (kernel row, kernel column, output column) so the innermost loop is
+      // unit stride and vectorises with blends. Start from -inf pointing at the window's first valid
+      // tap, so an all -inf window still yields a valid index and strict '>' keeps the first maximum
+      // in scan order.
       for (int64_t ow = 0; ow < g.Wo; ++ow) {
         yr[ow] = -std::numeric_limits<T>::infinity();
-        ar[ow] = static_cast<int32_t>(h0 * g.W + std::max<int64_t>(ow * g.s - g.p, 0));
+        ar[ow] = static_cast<int32_t>(h0 * g.W + std::max<int64_t>(ow - g.p, 0));
       }
       for (int64_t h = h0; h < h1; ++h) {
         const T* xr = xpl + h * g.W;
         for (int kw = 0; kw < g.k; ++kw) {
           const int64_t off = kw - g.p;
-          for (int64_t ow = g.ow_lo[kw]; ow < g.ow_hi[kw]; ++ow) {
-            const int64_t wi = ow * g.s + off;
-            const T v = xr[wi];
-            if (v > yr[ow] || v != v) {  // NaN propagates, as in PyTorch
-              yr[ow] = v;
-              ar[ow] = static_cast<int32_t>(h * g.W + wi);
-            }
+          const int64_t lo = g.ow_lo[kw], hi = g.ow_hi[kw];
+          const int32_t base = static_cast<int32_t>(h * g.W + off);
+#pragma omp simd
+          for (int64_t ow = lo; ow < hi; ++ow) {
+            const T v = xr[ow + off], b = yr[ow];
+            const bool gt = (v > b) | (v != v);  // NaN propagates, as in PyTorch
+            yr[ow] = gt ? v : b;
+            ar[ow] = gt ? base + static_cast<int32_t>(ow) : ar[ow];
           }
         }
       }
