@@ -168,7 +168,9 @@ void avgpool_bwd_impl(const Tensor& dy, Tensor& dx, const PoolGeom& g) {
   const int64_t in_plane = g.H * g.W, out_plane = g.Ho * g.Wo;
 #pragma omp parallel if (g.planes * out_plane > 16384)
   {
-    std::vector<T> grow(static_cast<size_t>(g.Wo));  // dy / divisor for one output row
+    // dy / divisor for one output row; thread_local so repeated calls do not allocate.
+    thread_local std::vector<T> grow;
+    grow.resize(static_cast<size_t>(g.Wo));
 #pragma omp for schedule(static)
     for (int64_t pl = 0; pl < g.planes; ++pl) {
       T* dxpl = dxp + pl * in_plane;
