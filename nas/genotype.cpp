@@ -137,8 +137,9 @@ class Parser {
     bool seen[4] = {false, false, false, false};
     skip_ws();
     if (peek_ident()) {
+      size_t b = pos_;
       std::string name = ident();
-      if (name != "Genotype") fail("expected 'Genotype(', found '" + name + "'");
+      if (name != "Genotype") fail_at(b, "expected 'Genotype(', found '" + name + "'");
       skip_ws();
     }
     expect('(');
