@@ -1,0 +1,193 @@
+// asap_bench: the search-step benchmark of BENCHMARK.md. For each sparsity level it builds the
+// DARTS search network, prunes `none` and the first round(7*s) ops of the benchmark's order on
+// every edge, runs one warm-up step and `steps` timed steps (weight step + alpha step) on two
+// fixed random batches, and prints one JSON line.
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/error.h"
+#include "engine/rng.h"
+#include "engine/storage.h"
+#include "nas/search.h"
+
+using namespace asap;
+using namespace asap::nas;
+
+namespace {
+
+struct Args {
+  std::string device = "cpu";
+  int64_t C = 8;
+  int layers = 5;
+  int64_t batch = 32;
+  int64_t hw = 28;
+  int64_t cin = 1;
+  int threads = 1;
+  int steps = 5;
+  std::vector<double> sparsity = {0.0, 0.43, 0.71, 0.86};
+  uint64_t seed = 0;
+};
+
+const char* kUsage =
+    "usage: asap_bench [--device cpu|cuda[:N]] [--C 8] [--layers 5] [--batch 32] [--hw 28] [--cin 1]\n"
+    "                  [--threads 1] [--steps 5] [--sparsity 0,0.43,0.71,0.86] [--seed 0]\n";
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string k = argv[i];
+    if (k == "-h" || k == "--help") {
+      std::cout << kUsage;
+      std::exit(0);
+    }
+    if (i + 1 >= argc) throw ConfigError("flag " + k + " needs a value\n" + kUsage);
+    std::string v = argv[++i];
+    try {
+      if (k == "--device") a.device = v;
+      else if (k == "--C") a.C = std::stoll(v);
+      else if (k == "--layers") a.layers = std::stoi(v);
+      else if (k == "--batch") a.batch = std::stoll(v);
+      else if (k == "--hw") a.hw = std::stoll(v);
+      else if (k == "--cin") a.cin = std::stoll(v);
+      else if (k == "--threads") a.threads = std::stoi(v);
+      else if (k == "--steps") a.steps = std::stoi(v);
+      else if (k == "--seed") a.seed = std::stoull(v);
+      else if (k == "--sparsity") {
+        a.sparsity.clear();
+        std::stringstream ss(v);
+        std::string item;
+        while (std::getline(ss, item, ',')) a.sparsity.push_back(std::stod(item));
+      } else {
+        throw ConfigError("unknown flag " + k + "\n" + kUsage);
+      }
+    } catch (const std::invalid_argument&) {
+      throw ConfigError("flag " + k + ": cannot parse '" + v + "'");
+    }
+  }
+  if (a.C < 1 || a.layers < 1 || a.batch < 1 || a.hw < 1 || a.cin < 1 || a.threads < 1 || a.steps < 1)
+    throw ConfigError("all sizes, --threads and --steps must be >= 1");
+  for (double s : a.sparsity)
+    if (!(s >= 0 && s <= 1)) throw ConfigError("--sparsity levels must lie in [0, 1]");
+  return a;
+}
+
+Batch random_batch(const Args& a, Generator& g) {
+  Batch b;
+  b.x = Tensor::empty({a.batch, a.cin, a.hw, a.hw});
+  g.normal_(b.x, 0.0, 1.0);
+  b.y = Tensor::empty({a.batch}, DType::I32);
+  for (int64_t i = 0; i < a.batch; ++i) b.y.data<int32_t>()[i] = static_cast<int32_t>(g.randint(10));
+  return b;
+}
+
+void synchronize(Device dev) {
+  if (dev.is_cuda()) {
+    auto& t = allocator_table(dev.type);
+    if (t.synchronize) t.synchronize(dev.index);
+  }
+}
+
+void reset_peak(Device dev) {
+  if (dev.is_cuda()) {
+    auto& t = allocator_table(dev.type);
+    if (t.reset_peak) t.reset_peak(dev.index);
+  } else {
+    cpu_reset_peak();
+  }
+}
+
+double peak_mb(Device dev) {
+  size_t bytes = 0;
+  if (dev.is_cuda()) {
+    auto& t = allocator_table(dev.type);
+    if (t.peak_bytes) bytes = t.peak_bytes(dev.index);
+  } else {
+    bytes = cpu_peak_bytes();
+  }
+  return double(bytes) / (1024.0 * 1024.0);
+}
+
+// BENCHMARK.md: `none` always pruned, then the first round(7*s) ops of this order.
+const std::vector<std::string> kPruneOrder = {"sep_conv_5x5", "dil_conv_5x5", "sep_conv_3x3",
+                                              "dil_conv_3x3", "avg_pool_3x3", "max_pool_3x3",
+                                              "skip_connect"};
+
+nlohmann::json run_level(const Args& a, Device dev, double s) {
+  reset_peak(dev);
+  SearchConfig cfg;
+  cfg.net.C = a.C;
+  cfg.net.layers = a.layers;
+  cfg.net.in_channels = a.cin;
+  cfg.net.num_classes = 10;
+  cfg.seed = a.seed;
+  Searcher searcher(cfg, dev);
+  Generator data_gen(a.seed + 1);
+  Batch train = random_batch(a, data_gen);
+  Batch val = random_batch(a, data_gen);
+  train.x = train.x.to(dev);
+  train.y = train.y.to(dev);
+  val.x = val.x.to(dev);
+  val.y = val.y.to(dev);
+
+  SearchNetwork& net = searcher.network();
+  const int n_pruned = static_cast<int>(std::lround(7.0 * s));
+  std::vector<std::string> victims = {"none"};
+  for (int i = 0; i < n_pruned && i < 7; ++i) victims.push_back(kPruneOrder[i]);
+  for (const auto& name : victims) {
+    int op = -1;
+    for (int o = 0; o < net.num_ops(); ++o)
+      if (net.primitives()[o] == name) op = o;
+    for (int t = 0; t < 2; ++t)
+      for (int e = 0; e < net.num_edges(); ++e)
+        if (net.alive(static_cast<CellType>(t), e, op) && net.alive_count(static_cast<CellType>(t), e) > 1)
+          searcher.prune(static_cast<CellType>(t), e, op);
+  }
+
+  searcher.step(train, &val);  // warm-up: caches, lazily created optimizer state
+  synchronize(dev);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < a.steps; ++i) searcher.step(train, &val);
+  synchronize(dev);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / a.steps;
+
+  nlohmann::json j;
+  j["engine"] = "asap";
+  j["device"] = dev.str();
+  j["sparsity"] = s;
+  j["C"] = a.C;
+  j["layers"] = a.layers;
+  j["batch"] = a.batch;
+  j["hw"] = a.hw;
+  j["threads"] = a.threads;
+  j["step_ms"] = std::round(ms * 100.0) / 100.0;
+  j["peak_mem_mb"] = std::round(peak_mb(dev) * 10.0) / 10.0;
+  return j;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    Args a = parse_args(argc, argv);
+    Device dev = parse_device(a.device);
+    if (!backend_available(dev.type)) throw DeviceError("device " + a.device + " is not available in this build");
+    omp_set_num_threads(a.threads);
+    for (double s : a.sparsity) {
+      std::cout << run_level(a, dev, s).dump() << std::endl;
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "asap_bench: %s\n", e.what());
+    return 1;
+  }
+}
