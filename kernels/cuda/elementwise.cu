@@ -8,17 +8,16 @@ namespace {
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 // y = f(a[, b]) elementwise; F has float operator()(float a, float b) (b = 0 when unary).
+// No __restrict__: callers run these in place (axpy reads y; the engine calls mul_scalar(g, s, g)).
 template <typename F>
-__global__ void map_kernel(const float* __restrict__ a, const float* __restrict__ b,
-                           float* __restrict__ y, int64_t n, F f) {
+__global__ void map_kernel(const float* a, const float* b, float* y, int64_t n, F f) {
   int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   const int64_t step = int64_t(gridDim.x) * blockDim.x;
   for (; i < n; i += step) y[i] = f(a[i], b ? b[i] : 0.f);
 }
 
 template <typename F>
-__global__ void map_kernel4(const float4* __restrict__ a, const float4* __restrict__ b,
-                            float4* __restrict__ y, int64_t n4, F f) {
+__global__ void map_kernel4(const float4* a, const float4* b, float4* y, int64_t n4, F f) {
   int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   const int64_t step = int64_t(gridDim.x) * blockDim.x;
   for (; i < n4; i += step) {
@@ -65,33 +64,34 @@ __global__ void fill_kernel(T* __restrict__ y, int64_t n, T v) {
 struct StridedSpec {
   int ndim;
   int64_t shape[kMaxDims];
-  int64_t strides[kMaxDims];
+  int64_t src_strides[kMaxDims];
+  int64_t dst_strides[kMaxDims];
 };
 
-// 4-byte elements (float32 and int32 share this kernel).
+// 4-byte elements (float32 and int32 share this kernel). Either side may be strided (the engine
+// scatters into narrow() views and fills strided tensors through this entry).
 __global__ void copy_strided_kernel(const uint32_t* __restrict__ src, uint32_t* __restrict__ dst,
                                     int64_t n, StridedSpec s) {
   int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   for (; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t rem = i, off = 0;
+    int64_t rem = i, so = 0, d_off = 0;
     for (int d = s.ndim - 1; d >= 0; --d) {
       const int64_t c = rem % s.shape[d];
       rem /= s.shape[d];
-      off += c * s.strides[d];
+      so += c * s.src_strides[d];
+      d_off += c * s.dst_strides[d];
     }
-    dst[i] = src[off];
+    dst[d_off] = src[so];
   }
 }
 
-__global__ void scale_dev_kernel(const float* __restrict__ x, const float* __restrict__ s,
-                                 float* __restrict__ y, int64_t n) {
+__global__ void scale_dev_kernel(const float* x, const float* s, float* y, int64_t n) {
   const float sv = *s;
   int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   for (; i < n; i += int64_t(gridDim.x) * blockDim.x) y[i] = sv * x[i];
 }
 
-__global__ void scale_per_sample_kernel(const float* __restrict__ x, const float* __restrict__ s,
-                                        float* __restrict__ y, int64_t n, int64_t inner) {
+__global__ void scale_per_sample_kernel(const float* x, const float* s, float* y, int64_t n, int64_t inner) {
   int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   for (; i < n; i += int64_t(gridDim.x) * blockDim.x) y[i] = x[i] * s[i / inner];
 }
@@ -115,7 +115,7 @@ void copy_strided_cuda(const Tensor& src, Tensor& dst) {
                    " vs ", dst.shape().str());
   const int64_t n = dst.numel();
   if (n == 0) return;
-  if (src.is_contiguous()) {
+  if (src.is_contiguous() && dst.is_contiguous()) {
     ASAP_CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), n * 4, cudaMemcpyDeviceToDevice, stream()));
     return;
   }
@@ -123,7 +123,8 @@ void copy_strided_cuda(const Tensor& src, Tensor& dst) {
   s.ndim = src.ndim();
   for (int d = 0; d < s.ndim; ++d) {
     s.shape[d] = src.dim(d);
-    s.strides[d] = src.strides()[d];
+    s.src_strides[d] = src.strides()[d];
+    s.dst_strides[d] = dst.strides()[d];
   }
   copy_strided_kernel<<<grid_for(n), kThreads, 0, stream()>>>(
       static_cast<const uint32_t*>(src.raw_data()), static_cast<uint32_t*>(dst.raw_data()), n, s);

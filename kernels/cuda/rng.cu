@@ -1,7 +1,9 @@
 // Philox fills. Element i uses counter offset + i / 4 (engine/philox.h, shared with the CPU), so
 // the numbers equal the CPU backend's for the same (seed, offset). Arithmetic is in double and
-// rounded to float once, as on the CPU; the device's log/sin/cos are within an ulp of glibc's in
-// double, which vanishes in the rounding to float except in rare ties.
+// rounded to float once, as on the CPU. The final a + b * c steps use __dadd_rn/__dmul_rn so nvcc
+// cannot contract them into an FMA (the x86-64 CPU build rounds twice); the device's log/sin/cos
+// are within an ulp of glibc's in double, which vanishes in the rounding to float except in rare
+// ties. Uniform fills therefore match bit for bit; normal fills to float32 rounding.
 #include "engine/philox.h"
 #include "kernels/cuda/common.cuh"
 
@@ -11,13 +13,18 @@ namespace {
 __global__ void normal_kernel(float* __restrict__ y, int64_t n, uint64_t seed, uint64_t offset, double mean,
                               double stddev) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = static_cast<float>(mean + stddev * philox_normal_at(seed, offset, static_cast<uint64_t>(i)));
+    y[i] = static_cast<float>(
+        __dadd_rn(mean, __dmul_rn(stddev, philox_normal_at(seed, offset, static_cast<uint64_t>(i)))));
 }
 
 __global__ void uniform_kernel(float* __restrict__ y, int64_t n, uint64_t seed, uint64_t offset, double lo,
                                double hi) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = static_cast<float>(philox_uniform_at(seed, offset, static_cast<uint64_t>(i), lo, hi));
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    // philox_uniform_at, spelled out so the multiply-add is not contracted.
+    const Philox4 r = philox4x32(seed, offset + static_cast<uint64_t>(i) / 4);
+    const double u = philox_uniform01(r.v[i % 4]);
+    y[i] = static_cast<float>(__dadd_rn(lo, __dmul_rn(hi - lo, 1.0 - u)));
+  }
 }
 
 void fill_normal_cuda(Tensor& y, uint64_t seed, uint64_t offset, double mean, double stddev) {

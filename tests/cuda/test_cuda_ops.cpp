@@ -364,7 +364,7 @@ TEST_CASE("cuda: Philox fills equal the CPU backend's", "[cuda]") {
     CHECK(rel_l2(g, c) <= 1e-7);
     kernels(DeviceType::CPU).fill_uniform(c, 99, offset, -3.0, 1.0);
     kernels(DeviceType::CUDA).fill_uniform(g, 99, offset, -3.0, 1.0);
-    CHECK(rel_l2(g, c) == 0.0);
+    CHECK(rel_l2(g, c) <= 1e-7);
   }
   Generator gc(5), gg(5);
   Tensor c = Tensor::empty({3, 77}), g = Tensor::empty({3, 77}, DType::F32, Device::cuda());
