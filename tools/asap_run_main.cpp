@@ -63,15 +63,14 @@ Args parse_args(int argc, char** argv) {
 
 int run_main(const Args& a) {
   const bool resume = !a.resume.empty();
+  if (resume && !fs::is_directory(a.resume)) throw IoError("--resume " + a.resume + ": no such run folder");
   std::string cfg_path = a.config;
   if (cfg_path.empty()) cfg_path = (fs::path(a.resume) / "config.yaml").string();
   run::RunConfig cfg = run::load_config(cfg_path, a.sets);
   const std::string out = resume ? a.resume : (a.out.empty() ? cfg.run.out : a.out);
   cfg.run.out = out;
 
-  if (resume) {
-    if (!fs::is_directory(out)) throw IoError("--resume " + out + ": no such run folder");
-  } else if (fs::exists(fs::path(out) / "checkpoints")) {
+  if (!resume && fs::exists(fs::path(out) / "checkpoints")) {
     throw IoError("run folder " + out + " already holds a run; continue it with --resume " + out +
                   " or choose another --out (nothing was changed)");
   }
