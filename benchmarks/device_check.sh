@@ -74,12 +74,51 @@ run_stage() {
   return $rc
 }
 
+# Summary: JSON + short table, printed last; runs on any exit (also when a stage is killed).
+PYTABLE='import json, sys
+d = json.load(open(sys.argv[1]))
+for k in d["kernels"]:
+    print(f"{k[\"name\"]:<42} {k[\"ms\"]:9.4f} ms {k[\"gbs\"]:8.1f} GB/s {k[\"pct_copy\"]:6.1f} %")'
+summary() {
+  {
+    echo "{\"date\": \"$(date -u +%FT%TZ)\", \"elapsed_s\": $(elapsed), \"gpu\": \"$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)\", \"stages\": ["
+    for i in "${!NAMES[@]}"; do
+      sep=","; [ "$i" -eq $((${#NAMES[@]} - 1)) ] && sep=""
+      echo "  {\"stage\": \"${NAMES[$i]}\", \"status\": \"${STATUS[$i]}\", \"seconds\": ${SECS[$i]}, \"note\": \"${NOTES[$i]//\"/\'}\"}$sep"
+    done
+    echo "]}"
+  } >"$OUT/device_check.json"
+  echo
+  if [ -f "$OUT/kernel_bench.json" ]; then
+    echo "=== kernel bandwidth (GB/s on minimum bytes, % of d2d cudaMemcpy)"
+    python3 -c "$PYTABLE" "$OUT/kernel_bench.json" || true
+  fi
+  if [ -f "$OUT/asap_bench.jsonl" ]; then
+    echo "=== asap_bench (one JSON line per sparsity)"
+    cat "$OUT/asap_bench.jsonl"
+  fi
+  echo
+  echo "=== device_check summary ($(elapsed) s, log: $LOG)"
+  printf '%-14s %-14s %6s  %s\n' stage status secs note
+  local failed=0
+  for i in "${!NAMES[@]}"; do
+    printf '%-14s %-14s %6s  %s\n' "${NAMES[$i]}" "${STATUS[$i]}" "${SECS[$i]}" "${NOTES[$i]}"
+    case "${STATUS[$i]}" in FAIL*|TIMEOUT) failed=1 ;; esac
+  done
+  return $failed
+}
+trap 'summary; exit $?' EXIT
+
 echo "=== device_check $(date -u +%FT%TZ) in $ROOT"
-nvidia-smi -L 2>/dev/null || echo "nvidia-smi: not available"
+if nvidia-smi -L 2>/dev/null; then
+  record gpu ok 0 "$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
+else
+  record gpu "FAIL(no GPU)" 0 "nvidia-smi found no GPU: the [cuda] tests will only print SKIPPED"
+fi
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv 2>/dev/null || true
 
 # CUDA / cuDNN / cuBLAS libraries from the toolkit and from Python's nvidia-* wheels.
-export PATH="/usr/local/cuda/bin:$PATH"
+export PATH="/usr/local/cuda/bin:/usr/local/cuda/compute-sanitizer:$PATH"
 NV=$(python3 -c 'import nvidia, os; print(list(nvidia.__path__)[0])' 2>/dev/null || true)
 LIBDIRS="/usr/local/cuda/lib64"
 if [ -n "$NV" ] && [ -d "$NV" ]; then
@@ -100,7 +139,10 @@ BIN=""
 PRE="$ROOT/build-cuda/device-bin"
 if [ -x "$PRE/bin/asap_tests" ]; then
   export LD_LIBRARY_PATH="$PRE/lib:$LIBDIRS:${LD_LIBRARY_PATH:-}"
-  if timeout 30 "$PRE/bin/asap_tests" --list-test-names-only >/dev/null 2>&1; then
+  # Catch2 v2 exits with the number of tests listed; a loader failure exits 127.
+  timeout 30 "$PRE/bin/asap_tests" "[cuda]" --list-test-names-only >/dev/null 2>&1
+  lrc=$?
+  if [ "$lrc" -lt 124 ]; then
     BIN="$PRE/bin"
     record build "carried" 0 "using $PRE"
     echo "using carried binaries in $PRE"
@@ -163,30 +205,4 @@ else
   record step "skipped" 0 "tools/asap_bench not built"
 fi
 
-# ---- summary: JSON + short table (printed last)
-{
-  echo "{\"date\": \"$(date -u +%FT%TZ)\", \"elapsed_s\": $(elapsed), \"gpu\": \"$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)\", \"stages\": ["
-  for i in "${!NAMES[@]}"; do
-    sep=","; [ "$i" -eq $((${#NAMES[@]} - 1)) ] && sep=""
-    echo "  {\"stage\": \"${NAMES[$i]}\", \"status\": \"${STATUS[$i]}\", \"seconds\": ${SECS[$i]}, \"note\": \"${NOTES[$i]//\"/\'}\"}$sep"
-  done
-  echo "]}"
-} >"$OUT/device_check.json"
-echo
-echo "=== kernel bandwidth (see kernel_bench.json)"
-[ -f "$OUT/kernel_bench.json" ] && python3 - "$OUT/kernel_bench.json" <<'PY' || true
-import json, sys
-d = json.load(open(sys.argv[1]))
-for k in d["kernels"]:
-    print(f'{k["name"]:<42} {k["ms"]:9.4f} ms {k["gbs"]:8.1f} GB/s {k["pct_copy"]:6.1f} %')
-PY
-[ -f "$OUT/asap_bench.jsonl" ] && { echo "=== asap_bench (step_ms per sparsity)"; cat "$OUT/asap_bench.jsonl"; }
-echo
-echo "=== device_check summary ($(elapsed) s)"
-printf '%-14s %-14s %6s  %s\n' stage status secs note
-FAILED=0
-for i in "${!NAMES[@]}"; do
-  printf '%-14s %-14s %6s  %s\n' "${NAMES[$i]}" "${STATUS[$i]}" "${SECS[$i]}" "${NOTES[$i]}"
-  case "${STATUS[$i]}" in FAIL*|TIMEOUT) FAILED=1 ;; esac
-done
-exit $FAILED
+# The EXIT trap prints the summary and sets the exit status (1 if any stage failed).
