@@ -123,6 +123,7 @@ void read_train(SectionReader r, TrainConfig& t) {
   r.get("epochs", t.epochs, 0, 100000);
   r.get("batch_size", t.batch_size, 1, 1 << 20);
   r.get("eval_every", t.eval_every, 1, 100000);
+  r.get("subset", t.subset, 0, kMaxI64);
   {
     SectionReader n = r.section("network");
     n.get("C", t.C, 1, 4096);
@@ -274,6 +275,7 @@ std::string to_yaml(const RunConfig& c) {
   e << YAML::Key << "epochs" << YAML::Value << t.epochs;
   e << YAML::Key << "batch_size" << YAML::Value << t.batch_size;
   e << YAML::Key << "eval_every" << YAML::Value << t.eval_every;
+  e << YAML::Key << "subset" << YAML::Value << t.subset;
   e << YAML::Key << "network" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "C" << YAML::Value << t.C << YAML::Key << "layers" << YAML::Value << t.layers;
   e << YAML::Key << "stem_multiplier" << YAML::Value << t.stem_multiplier;

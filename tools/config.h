@@ -14,7 +14,7 @@ struct DataConfig {
   std::string dataset = "fashion_mnist";  // fashion_mnist | mnist | cifar10 | cifar100
   std::string root;                       // empty: the dataset's default folder
   double train_portion = 0.5;             // search: first part trains weights, the rest alphas
-  int64_t subset = 0;                     // > 0: use only the first N training images
+  int64_t subset = 0;                     // search: > 0 uses only the first N training images
   int64_t test_subset = 0;                // > 0: evaluate on the first N test images
   int64_t batch_size = 64;
   int64_t eval_batch_size = 256;
@@ -40,6 +40,7 @@ struct TrainConfig {
   double weight_decay = 3e-4;
   double grad_clip = 5.0;
   int64_t batch_size = 96;
+  int64_t subset = 0;  // > 0: train on the first N training images only
   int eval_every = 1;  // evaluate on the test set every N epochs (the last epoch always)
 };
 

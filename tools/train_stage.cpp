@@ -68,7 +68,7 @@ TrainOutcome run_train_stage(const RunConfig& c, const nas::Genotype& g, const s
   const data::DatasetKind kind = data::parse_dataset_kind(c.data.dataset);
   auto train_set = std::make_shared<const data::Dataset>(data::load_dataset(kind, c.data.root, data::SplitKind::Train));
   auto test_set = std::make_shared<const data::Dataset>(data::load_dataset(kind, c.data.root, data::SplitKind::Test));
-  data::DataLoader train_loader(train_set, data::first_indices(train_set->size(), c.data.subset),
+  data::DataLoader train_loader(train_set, data::first_indices(train_set->size(), c.train.subset),
                                 loader_options(c, kind, c.train.batch_size, c.run.seed * 1000 + 3, dev, true, true));
   data::DataLoader test_loader(test_set, data::first_indices(test_set->size(), c.data.test_subset),
                                loader_options(c, kind, c.data.eval_batch_size, 0, dev, false));
