@@ -70,7 +70,8 @@ int run_main(const Args& a) {
   const std::string out = resume ? a.resume : (a.out.empty() ? cfg.run.out : a.out);
   cfg.run.out = out;
 
-  if (!resume && fs::exists(fs::path(out) / "checkpoints")) {
+  if (!resume && (fs::exists(fs::path(out) / "checkpoints/search.safetensors") ||
+                  fs::exists(fs::path(out) / "checkpoints/train.safetensors"))) {
     throw IoError("run folder " + out + " already holds a run; continue it with --resume " + out +
                   " or choose another --out (nothing was changed)");
   }
