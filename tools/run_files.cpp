@@ -41,6 +41,7 @@ void fsync_dir(const std::string& dir) {
 
 void prepare_out_dir(const std::string& dir) {
   std::error_code ec;
+  if (fs::exists(dir) && !fs::is_directory(dir)) throw IoError("output folder " + dir + ": exists but is not a folder");
   fs::create_directories(dir, ec);
   if (ec) throw IoError("output folder " + dir + ": cannot create it: " + ec.message());
   if (!fs::is_directory(dir)) throw IoError("output folder " + dir + ": exists but is not a folder");

@@ -129,9 +129,9 @@ SearchOutcome run_search_stage(const RunConfig& c, const std::string& out, Devic
       ++done;
       loss_sum += s.train_loss;
       acc_sum += s.train_acc;
-      char f[160];
-      std::snprintf(f, sizeof f, "loss %.3f acc %.3f sparsity %.2f T %.3f", loss_sum / done, acc_sum / done,
-                    s.sparsity, s.T);
+      char f[192];
+      std::snprintf(f, sizeof f, "loss %.3f acc %.3f sparsity %.2f T %.3f theta %.3f", loss_sum / done,
+                    acc_sum / done, s.sparsity, s.T, current_theta(searcher));
       bar.update(done, f);
     };
     auto next_train = [&](nas::Batch& b) {
@@ -148,7 +148,13 @@ SearchOutcome run_search_stage(const RunConfig& c, const std::string& out, Devic
       b.y = db.labels;
       return true;
     };
-    nas::EpochStats st = searcher.run_epoch(next_train, next_val);
+    nas::EpochStats st;
+    try {
+      st = searcher.run_epoch(next_train, next_val);
+    } catch (const NumericError& e) {
+      throw NumericError(std::string(e.what()) + " (search epoch " + std::to_string(epoch) +
+                         "); the last good checkpoint is " + (file_exists(ckpt) ? ckpt : std::string("(none yet)")));
+    }
 
     nlohmann::json line = nas::to_json(st);
     line["stage"] = "search";

@@ -141,7 +141,13 @@ TrainOutcome run_train_stage(const RunConfig& c, const nas::Genotype& g, const s
       std::snprintf(f, sizeof f, "loss %.3f", loss_sum / done);
       bar.update(done, f);
     };
-    nas::TrainEpochStats st = trainer.run_epoch(source_of(train_loader));
+    nas::TrainEpochStats st;
+    try {
+      st = trainer.run_epoch(source_of(train_loader));
+    } catch (const NumericError& e) {
+      throw NumericError(std::string(e.what()) + " (train epoch " + std::to_string(epoch) +
+                         "); the last good checkpoint is " + (file_exists(ckpt) ? ckpt : std::string("(none yet)")));
+    }
     const bool last = trainer.finished();
     nlohmann::json line = nas::to_json(st);
     line["stage"] = "train";
