@@ -170,6 +170,13 @@ TEST_CASE("safetensors load rejects malformed files, naming the file and the pro
       {"bad_metadata", "{" + ok_entry + R"(, "__metadata__": {"epoch": 3}})", 8, -1, "is not a string"},
       {"offsets_shape", R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0]}})", 4, -1,
        "data_offsets must be [begin, end]"},
+      // Fuzz regressions (fuzz/fuzz_safetensors): 2^61 F64 elements wrapped to 0 bytes and loaded
+      // as a tensor with no storage; a dimension above int64 next to a 0 became a negative dim.
+      {"bytes_wrap", R"({"a": {"dtype": "F64", "shape": [2305843009213693952], "data_offsets": [0, 0]}})", 0, -1,
+       "is too large"},
+      {"huge_dim_after_zero",
+       R"({"a": {"dtype": "F32", "shape": [0, 18446744073709551615], "data_offsets": [0, 0]}})", 0, -1,
+       "is too large"},
   };
   for (const Case& c : cases) {
     const std::string file = dir.path + "/" + c.name + ".safetensors";

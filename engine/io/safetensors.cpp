@@ -81,10 +81,15 @@ Entry parse_entry(const std::string& path, const std::string& name, const json& 
   if (!shape.is_array()) fail(path, where + ": shape is not an array");
   if (shape.size() > static_cast<size_t>(kMaxDims))
     fail(path, where + ": rank " + std::to_string(shape.size()) + " exceeds " + std::to_string(kMaxDims));
+  // Bound the byte size, not just the element count: numel * dtype_size must not wrap (a
+  // [2^61] F64 tensor once passed as 0 bytes), and no single dimension may exceed int64 even
+  // when another one is 0.
+  const uint64_t max_numel = (uint64_t{1} << 62) / dtype_size(e.dtype);
   uint64_t numel = 1;
   for (const json& d : shape) {
     const uint64_t v = get_u64(d, path, where + ": shape entry");
-    if (v != 0 && numel > (uint64_t{1} << 62) / v) fail(path, where + ": shape " + shape.dump() + " is too large");
+    if (v > max_numel || (v != 0 && numel > max_numel / v))
+      fail(path, where + ": shape " + shape.dump() + " is too large");
     numel *= v;
     e.shape.push_back(static_cast<int64_t>(v));
   }
