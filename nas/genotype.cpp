@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
@@ -129,6 +130,9 @@ namespace {
 
 // Recursive-descent parser over the Python repr; every error names the 1-based column.
 class Parser {
+  // Inputs and concat entries index cell nodes: far below this in any real genotype.
+  static constexpr long long kMaxIndex = 1 << 20;
+
  public:
   explicit Parser(const std::string& s) : s_(s) {}
 
@@ -208,7 +212,12 @@ class Parser {
     if (pos_ < s_.size() && (s_[pos_] == '-' || s_[pos_] == '+')) ++pos_;
     while (pos_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[pos_]))) ++pos_;
     if (pos_ == b || (pos_ == b + 1 && !std::isdigit(static_cast<unsigned char>(s_[b])))) fail_at(b, "expected an integer");
-    return std::stoi(s_.substr(b, pos_ - b));
+    // Not std::stoi: its std::out_of_range would escape as a non-asap error.
+    errno = 0;
+    const long long v = std::strtoll(s_.c_str() + b, nullptr, 10);
+    if (errno == ERANGE || v < -kMaxIndex || v > kMaxIndex)
+      fail_at(b, "integer " + s_.substr(b, pos_ - b) + " is out of range");
+    return static_cast<int>(v);
   }
   std::string quoted() {
     skip_ws();
@@ -273,6 +282,8 @@ class Parser {
       int z = integer();
       skip_ws();
       expect(')');
+      // Concat lists index nodes; a huge range would only exhaust memory before validation.
+      if (static_cast<long long>(z) - a > kMaxIndex) fail_at(b, "range(a, b) spans more than " + std::to_string(kMaxIndex) + " entries");
       std::vector<int> v;
       for (int i = a; i < z; ++i) v.push_back(i);
       return v;
@@ -309,12 +320,18 @@ nlohmann::json to_json(const Genotype& g) {
 }
 
 Genotype genotype_from_json(const nlohmann::json& j) {
+  ASAP_CHECK(j.is_object(), "genotype JSON: expected an object");
+  // Integers must fit an int as they are: get<int>() would wrap 4294967297 to 1 (and a valid
+  // input index), and get<std::vector<int>>() throws nlohmann's type_error on a string.
+  auto small_int = [](const nlohmann::json& v) {
+    return v.is_number_integer() && v.get<int64_t>() >= -(int64_t{1} << 20) && v.get<int64_t>() <= (int64_t{1} << 20);
+  };
   auto genes = [&](const char* key) {
     std::vector<Gene> v;
     ASAP_CHECK(j.contains(key) && j[key].is_array(), "genotype JSON: '", key, "' must be an array");
     for (size_t i = 0; i < j[key].size(); ++i) {
       const auto& e = j[key][i];
-      ASAP_CHECK(e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_number_integer(),
+      ASAP_CHECK(e.is_array() && e.size() == 2 && e[0].is_string() && small_int(e[1]),
                  "genotype JSON: ", key, "[", i, "] must be [\"op\", input]");
       v.emplace_back(e[0].get<std::string>(), e[1].get<int>());
     }
@@ -325,7 +342,12 @@ Genotype genotype_from_json(const nlohmann::json& j) {
   g.reduce = genes("reduce");
   for (const char* key : {"normal_concat", "reduce_concat"}) {
     ASAP_CHECK(j.contains(key) && j[key].is_array(), "genotype JSON: '", key, "' must be an array");
-    (std::string(key) == "normal_concat" ? g.normal_concat : g.reduce_concat) = j[key].get<std::vector<int>>();
+    std::vector<int> v;
+    for (const auto& e : j[key]) {
+      ASAP_CHECK(small_int(e), "genotype JSON: '", key, "' must hold node indices, found ", e.dump());
+      v.push_back(e.get<int>());
+    }
+    (std::string(key) == "normal_concat" ? g.normal_concat : g.reduce_concat) = v;
   }
   validate_genotype(g);
   return g;

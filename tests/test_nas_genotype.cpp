@@ -96,6 +96,15 @@ TEST_CASE("genotype JSON round trip", "[nas]") {
   CHECK(genotype_from_json(nlohmann::json::parse(j.dump())) == darts_v2());
   j["reduce"][0] = {"max_pool_3x3"};
   CHECK_THROWS_AS(genotype_from_json(j), Error);
+  // Fuzz regressions (fuzz/fuzz_genotype): a string in a concat list threw nlohmann's type_error
+  // (not an asap::Error); an input of 2^32 + 1 wrapped to 1 and loaded as a valid genotype.
+  nlohmann::json k = to_json(darts_v2());
+  k["normal_concat"][0] = "2";
+  CHECK_THROWS_AS(genotype_from_json(k), Error);
+  k = to_json(darts_v2());
+  k["normal"][1][1] = 4294967297LL;
+  CHECK_THROWS_AS(genotype_from_json(k), Error);
+  CHECK_THROWS_AS(genotype_from_json(nlohmann::json::array()), Error);
 }
 
 TEST_CASE("genotype parse errors name the position", "[nas]") {
@@ -117,6 +126,26 @@ TEST_CASE("genotype parse errors name the position", "[nas]") {
             "reduce=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], reduce_concat=[2])")
             .find("out of range") != std::string::npos);
   CHECK(msg("Genotipe(normal=[])").find("column 1") != std::string::npos);
+}
+
+TEST_CASE("genotype parser rejects huge integers and ranges (fuzz regressions)", "[nas]") {
+  // Found by fuzz/fuzz_genotype: std::stoi threw std::out_of_range (not an asap::Error), and
+  // range(0, 2000000000) allocated gigabytes before validation could reject it.
+  const std::string genes = "normal=[('skip_connect', 0), ('skip_connect', 1)], reduce=[('max_pool_3x3', 0), "
+                            "('max_pool_3x3', 1)], reduce_concat=[2]";
+  auto msg = [&](const std::string& concat) {
+    try {
+      parse_genotype("Genotype(" + genes + ", normal_concat=" + concat + ")");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(msg("[2, 99999999999999999999]").find("out of range") != std::string::npos);
+  CHECK(msg("[2147483648]").find("out of range") != std::string::npos);
+  CHECK(msg("range(0, 2000000000)").find("out of range") != std::string::npos);
+  CHECK(msg("range(-1000000, 1000000)").find("range(a, b) spans") != std::string::npos);
+  CHECK(msg("range(2, 3)") == "no error");
 }
 
 TEST_CASE("genotype DOT pictures", "[nas]") {
