@@ -77,3 +77,10 @@ TEST_CASE("the resolved config round-trips through YAML", "[config]") {
   CHECK(d.search.epochs == 9);
   CHECK(d.train.genotype == "DARTS_V2");
 }
+
+TEST_CASE("complex YAML keys are a ConfigError, not a yaml-cpp exception (fuzz regression)", "[config]") {
+  // Found by fuzz/fuzz_config: "? [a, b]\n: 1" made SectionReader::finish() call as<std::string>()
+  // on a sequence key; YAML::TypedBadConversion escaped parse_config (asap_run exit 1, not 2).
+  CHECK_THAT(error_of("? [a, b]\n: 1\n"), Catch::Contains("cfg.yaml:1") && Catch::Contains("keys must be names"));
+  CHECK_THAT(error_of("data:\n  ? {x: 1}\n  : 2\n"), Catch::Contains("data") && Catch::Contains("keys must be names"));
+}

@@ -174,13 +174,19 @@ RunConfig parse_config(const std::string& text, const std::string& name, const s
 
   RunConfig c;
   c.source = name;
-  SectionReader top(root, "", c.source);
-  read_data(top.section("data"), c.data);
-  read_space(top.section("space"), c.search.net);
-  read_search(top.section("search"), c.search);
-  read_train(top.section("train"), c.train);
-  read_run(top.section("run"), c.run);
-  top.finish();
+  try {
+    SectionReader top(root, "", c.source);
+    read_data(top.section("data"), c.data);
+    read_space(top.section("space"), c.search.net);
+    read_search(top.section("search"), c.search);
+    read_train(top.section("train"), c.train);
+    read_run(top.section("run"), c.run);
+    top.finish();
+  } catch (const YAML::Exception& e) {
+    // The readers turn every expected problem into a ConfigError; this keeps the contract (and
+    // the exit code 2) for whatever yaml-cpp throws beyond them.
+    throw ConfigError(name + ": " + e.what());
+  }
 
   if (c.run.device != "auto") {
     try {

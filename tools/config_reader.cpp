@@ -148,7 +148,10 @@ SectionReader SectionReader::section(const char* key) {
 void SectionReader::finish() const {
   if (!node_ || !node_.IsMap()) return;
   for (const auto& kv : node_) {
-    const std::string k = kv.first.as<std::string>();
+    // A complex key ("? [a, b]") has no string form: as<std::string>() threw a YAML exception.
+    if (!kv.first.IsScalar())
+      fail(kv.first, path_.empty() ? "(top level)" : path_, "keys must be names, found " + shown(kv.first));
+    const std::string k = kv.first.Scalar();
     if (!asked_.count(k)) {
       std::string known;
       for (const auto& a : asked_) known += (known.empty() ? "" : ", ") + a;
