@@ -6,9 +6,12 @@
 
 #include "engine/error.h"
 #include "engine/kernel_table.h"
+#include "kernels/cpu/parallel.h"
 
 namespace asap {
 namespace {
+
+using cpu::parallel_for;
 
 struct BnGeom {
   int64_t n, c, hw;
@@ -46,42 +49,43 @@ void bn_fwd_train_impl(const Tensor& x, const Tensor& gamma, const Tensor& beta,
   const double mom = p.momentum, eps = p.eps;
   const double unbias = M > 1 ? static_cast<double>(M) / static_cast<double>(M - 1) : 1.0;
 
-#pragma omp parallel for schedule(static) if (M * C > 8192)
-  for (int64_t c = 0; c < C; ++c) {
-    // One pass of shifted sums: shifting by a sample of the channel keeps E[d^2] - E[d]^2 from
-    // cancelling catastrophically when |mean| >> std, at the cost of reading x once, not twice.
-    const double k = static_cast<double>(xp[c * HW]);
-    double s = 0.0, ss = 0.0;
-    for (int64_t n = 0; n < N; ++n) {
-      const T* px = xp + (n * C + c) * HW;
-#pragma omp simd reduction(+ : s, ss)
-      for (int64_t i = 0; i < HW; ++i) {
-        const double d = static_cast<double>(px[i]) - k;
-        s += d;
-        ss += d * d;
+  parallel_for(C, M * C > 8192, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t c = lo_; c < hi_; ++c) {
+      // One pass of shifted sums: shifting by a sample of the channel keeps E[d^2] - E[d]^2 from
+      // cancelling catastrophically when |mean| >> std, at the cost of reading x once, not twice.
+      const double k = static_cast<double>(xp[c * HW]);
+      double s = 0.0, ss = 0.0;
+      for (int64_t n = 0; n < N; ++n) {
+        const T* px = xp + (n * C + c) * HW;
+  #pragma omp simd reduction(+ : s, ss)
+        for (int64_t i = 0; i < HW; ++i) {
+          const double d = static_cast<double>(px[i]) - k;
+          s += d;
+          ss += d * d;
+        }
+      }
+      const double ms = s / static_cast<double>(M);
+      double var = ss / static_cast<double>(M) - ms * ms;
+      if (var < 0.0) var = 0.0;
+      const double mean = k + ms;
+      const double invstd = 1.0 / std::sqrt(var + eps);
+      smp[c] = static_cast<T>(mean);
+      sip[c] = static_cast<T>(invstd);
+      if (rmp) rmp[c] = static_cast<T>((1.0 - mom) * static_cast<double>(rmp[c]) + mom * mean);
+      if (rvp) rvp[c] = static_cast<T>((1.0 - mom) * static_cast<double>(rvp[c]) + mom * var * unbias);
+      // y = x * a + b folds normalisation and the affine transform into one multiply-add.
+      const double gam = gp ? static_cast<double>(gp[c]) : 1.0;
+      const double bet = bp ? static_cast<double>(bp[c]) : 0.0;
+      const T a = static_cast<T>(gam * invstd);
+      const T b = static_cast<T>(bet - mean * gam * invstd);
+      for (int64_t n = 0; n < N; ++n) {
+        const T* px = xp + (n * C + c) * HW;
+        T* py = yp + (n * C + c) * HW;
+  #pragma omp simd
+        for (int64_t i = 0; i < HW; ++i) py[i] = px[i] * a + b;
       }
     }
-    const double ms = s / static_cast<double>(M);
-    double var = ss / static_cast<double>(M) - ms * ms;
-    if (var < 0.0) var = 0.0;
-    const double mean = k + ms;
-    const double invstd = 1.0 / std::sqrt(var + eps);
-    smp[c] = static_cast<T>(mean);
-    sip[c] = static_cast<T>(invstd);
-    if (rmp) rmp[c] = static_cast<T>((1.0 - mom) * static_cast<double>(rmp[c]) + mom * mean);
-    if (rvp) rvp[c] = static_cast<T>((1.0 - mom) * static_cast<double>(rvp[c]) + mom * var * unbias);
-    // y = x * a + b folds normalisation and the affine transform into one multiply-add.
-    const double gam = gp ? static_cast<double>(gp[c]) : 1.0;
-    const double bet = bp ? static_cast<double>(bp[c]) : 0.0;
-    const T a = static_cast<T>(gam * invstd);
-    const T b = static_cast<T>(bet - mean * gam * invstd);
-    for (int64_t n = 0; n < N; ++n) {
-      const T* px = xp + (n * C + c) * HW;
-      T* py = yp + (n * C + c) * HW;
-#pragma omp simd
-      for (int64_t i = 0; i < HW; ++i) py[i] = px[i] * a + b;
-    }
-  }
+  });
 }
 
 template <typename T>
@@ -98,19 +102,20 @@ void bn_fwd_eval_impl(const Tensor& x, const Tensor& gamma, const Tensor& beta, 
   const T* rvp = running_var.data<T>();
   const double eps = p.eps;
   // Parallel over N*C planes: eval has no reduction, and N*C gives more parallel work than C.
-#pragma omp parallel for schedule(static) if (planes * HW > 8192)
-  for (int64_t pl = 0; pl < planes; ++pl) {
-    const int64_t c = pl % C;
-    const double invstd = 1.0 / std::sqrt(static_cast<double>(rvp[c]) + eps);
-    const double gam = gp ? static_cast<double>(gp[c]) : 1.0;
-    const double bet = bp ? static_cast<double>(bp[c]) : 0.0;
-    const T a = static_cast<T>(gam * invstd);
-    const T b = static_cast<T>(bet - static_cast<double>(rmp[c]) * gam * invstd);
-    const T* px = xp + pl * HW;
-    T* py = yp + pl * HW;
-#pragma omp simd
-    for (int64_t i = 0; i < HW; ++i) py[i] = px[i] * a + b;
-  }
+  parallel_for(planes, planes * HW > 8192, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t pl = lo_; pl < hi_; ++pl) {
+      const int64_t c = pl % C;
+      const double invstd = 1.0 / std::sqrt(static_cast<double>(rvp[c]) + eps);
+      const double gam = gp ? static_cast<double>(gp[c]) : 1.0;
+      const double bet = bp ? static_cast<double>(bp[c]) : 0.0;
+      const T a = static_cast<T>(gam * invstd);
+      const T b = static_cast<T>(bet - static_cast<double>(rmp[c]) * gam * invstd);
+      const T* px = xp + pl * HW;
+      T* py = yp + pl * HW;
+  #pragma omp simd
+      for (int64_t i = 0; i < HW; ++i) py[i] = px[i] * a + b;
+    }
+  });
 }
 
 template <typename T>
@@ -128,39 +133,40 @@ void bn_bwd_train_impl(const Tensor& x, const Tensor& dy, const Tensor& gamma,
   T* dgp = opt_mut<T>(dgamma);
   T* dbp = opt_mut<T>(dbeta);
 
-#pragma omp parallel for schedule(static) if (M * C > 8192)
-  for (int64_t c = 0; c < C; ++c) {
-    const double mean = static_cast<double>(smp[c]);
-    const double invstd = static_cast<double>(sip[c]);
-    double sdy = 0.0, sdyx = 0.0;  // sum(dy), sum(dy * (x - mean))
-    for (int64_t n = 0; n < N; ++n) {
-      const T* px = xp + (n * C + c) * HW;
-      const T* pdy = dyp + (n * C + c) * HW;
-#pragma omp simd reduction(+ : sdy, sdyx)
-      for (int64_t i = 0; i < HW; ++i) {
-        const double d = static_cast<double>(pdy[i]);
-        sdy += d;
-        sdyx += d * (static_cast<double>(px[i]) - mean);
+  parallel_for(C, M * C > 8192, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t c = lo_; c < hi_; ++c) {
+      const double mean = static_cast<double>(smp[c]);
+      const double invstd = static_cast<double>(sip[c]);
+      double sdy = 0.0, sdyx = 0.0;  // sum(dy), sum(dy * (x - mean))
+      for (int64_t n = 0; n < N; ++n) {
+        const T* px = xp + (n * C + c) * HW;
+        const T* pdy = dyp + (n * C + c) * HW;
+  #pragma omp simd reduction(+ : sdy, sdyx)
+        for (int64_t i = 0; i < HW; ++i) {
+          const double d = static_cast<double>(pdy[i]);
+          sdy += d;
+          sdyx += d * (static_cast<double>(px[i]) - mean);
+        }
+      }
+      if (dgp) dgp[c] = static_cast<T>(sdyx * invstd);  // sum(dy * xhat)
+      if (dbp) dbp[c] = static_cast<T>(sdy);
+      if (!dxp) continue;
+      // dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
+      //    = A * (dy - mdy) - B * (x - mean)
+      const double gam = gp ? static_cast<double>(gp[c]) : 1.0;
+      const T A = static_cast<T>(gam * invstd);
+      const T mdy = static_cast<T>(sdy / static_cast<double>(M));
+      const T B = static_cast<T>(gam * invstd * invstd * invstd * sdyx / static_cast<double>(M));
+      const T mu = static_cast<T>(mean);
+      for (int64_t n = 0; n < N; ++n) {
+        const T* px = xp + (n * C + c) * HW;
+        const T* pdy = dyp + (n * C + c) * HW;
+        T* pdx = dxp + (n * C + c) * HW;
+  #pragma omp simd
+        for (int64_t i = 0; i < HW; ++i) pdx[i] = A * (pdy[i] - mdy) - B * (px[i] - mu);
       }
     }
-    if (dgp) dgp[c] = static_cast<T>(sdyx * invstd);  // sum(dy * xhat)
-    if (dbp) dbp[c] = static_cast<T>(sdy);
-    if (!dxp) continue;
-    // dx = gamma*invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
-    //    = A * (dy - mdy) - B * (x - mean)
-    const double gam = gp ? static_cast<double>(gp[c]) : 1.0;
-    const T A = static_cast<T>(gam * invstd);
-    const T mdy = static_cast<T>(sdy / static_cast<double>(M));
-    const T B = static_cast<T>(gam * invstd * invstd * invstd * sdyx / static_cast<double>(M));
-    const T mu = static_cast<T>(mean);
-    for (int64_t n = 0; n < N; ++n) {
-      const T* px = xp + (n * C + c) * HW;
-      const T* pdy = dyp + (n * C + c) * HW;
-      T* pdx = dxp + (n * C + c) * HW;
-#pragma omp simd
-      for (int64_t i = 0; i < HW; ++i) pdx[i] = A * (pdy[i] - mdy) - B * (px[i] - mu);
-    }
-  }
+  });
 }
 
 void check_float(DType dt, const char* kernel) {

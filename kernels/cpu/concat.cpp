@@ -7,9 +7,12 @@
 
 #include "engine/error.h"
 #include "engine/kernel_table.h"
+#include "kernels/cpu/parallel.h"
 
 namespace asap {
 namespace {
+
+using cpu::parallel_for;
 
 int64_t inner_size(const Tensor& t) {
   int64_t s = 1;
@@ -27,17 +30,18 @@ void concat_blocks(const std::vector<const Tensor*>& parts, const Tensor& y, boo
   ASAP_CHECK(c_off[P] == Cy, "concat: channel counts sum to ", c_off[P], ", output has ", Cy);
   char* yb = static_cast<char*>(y.raw_data());
   const int64_t total = N * P;
-#pragma omp parallel for schedule(static) if (y.numel() > 65536)
-  for (int64_t b = 0; b < total; ++b) {
-    const int64_t n = b / P, i = b % P;
-    const Tensor* t = parts[i];
-    const int64_t ci = c_off[i + 1] - c_off[i];
-    const size_t bytes = static_cast<size_t>(ci * inner) * es;
-    char* yblk = yb + static_cast<size_t>((n * Cy + c_off[i]) * inner) * es;
-    char* tblk = static_cast<char*>(t->raw_data()) + static_cast<size_t>(n * ci * inner) * es;
-    if (to_y) std::memcpy(yblk, tblk, bytes);
-    else std::memcpy(tblk, yblk, bytes);
-  }
+  parallel_for(total, y.numel() > 65536, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t b = lo_; b < hi_; ++b) {
+      const int64_t n = b / P, i = b % P;
+      const Tensor* t = parts[i];
+      const int64_t ci = c_off[i + 1] - c_off[i];
+      const size_t bytes = static_cast<size_t>(ci * inner) * es;
+      char* yblk = yb + static_cast<size_t>((n * Cy + c_off[i]) * inner) * es;
+      char* tblk = static_cast<char*>(t->raw_data()) + static_cast<size_t>(n * ci * inner) * es;
+      if (to_y) std::memcpy(yblk, tblk, bytes);
+      else std::memcpy(tblk, yblk, bytes);
+    }
+  });
 }
 
 void concat_fwd_cpu(const std::vector<Tensor>& xs, Tensor& y) {

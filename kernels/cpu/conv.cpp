@@ -9,6 +9,7 @@
 #include <omp.h>
 
 #include "kernels/cpu/conv_common.h"
+#include "kernels/cpu/parallel.h"
 
 namespace asap::cpu {
 namespace {
@@ -24,14 +25,15 @@ void dw_fwd(const Tensor& x, const Tensor& w, Tensor& y, const ConvGeom& g) {
   T* Y = y.data<T>();
   const int Hp = g.Hp(), Wp = g.Wp(), KK = g.KH * g.KW;
   const int64_t NC = int64_t(g.N) * g.C;
-#pragma omp parallel for schedule(static)
-  for (int64_t nc = 0; nc < NC; ++nc) {
-    const int64_t n = nc / g.C, c = nc % g.C;
-    T* xp = scratch_t<T>(kSlotPlane, size_t(Hp) * Wp);
-    T* acc = scratch_t<T>(kSlotAux, size_t(g.Ho) * Wp);
-    pad_plane<T, false>(X + n * g.xsn + c * g.xsc, g.xsh, g.xsw, g.H, g.W, g.pad, xp);
-    dw_plane_fwd(xp, Wp, Wt + c * KK, g, Y + nc * g.P(), acc);
-  }
+  parallel_for(NC, true, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t nc = lo_; nc < hi_; ++nc) {
+      const int64_t n = nc / g.C, c = nc % g.C;
+      T* xp = scratch_t<T>(kSlotPlane, size_t(Hp) * Wp);
+      T* acc = scratch_t<T>(kSlotAux, size_t(g.Ho) * Wp);
+      pad_plane<T, false>(X + n * g.xsn + c * g.xsc, g.xsh, g.xsw, g.H, g.W, g.pad, xp);
+      dw_plane_fwd(xp, Wp, Wt + c * KK, g, Y + nc * g.P(), acc);
+    }
+  });
 }
 
 template <typename T>
@@ -41,18 +43,28 @@ void dw_bwd_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvGeom& 
   T* DX = dx.data<T>();
   const int Hp = g.Hp(), Wp = g.Wp(), KK = g.KH * g.KW;
   const int64_t NC = int64_t(g.N) * g.C;
-#pragma omp parallel for schedule(static)
-  for (int64_t nc = 0; nc < NC; ++nc) {
-    const int64_t c = nc % g.C;
-    T* dxp = scratch_t<T>(kSlotPlane, size_t(Hp) * Wp);
-    T* dyw = scratch_t<T>(kSlotAux, size_t(g.Ho) * Wp);
-    const T* dyp = DY + nc * g.P();
-    if (g.s == 1) dw_widen(dyp, g, Wp, dyw);
-    dw_plane_bwd_data(dyp, dyw, Wt + c * KK, g, Hp, Wp, dxp);
-    T* out = DX + nc * int64_t(g.H) * g.W;
-    for (int h = 0; h < g.H; ++h)
-      std::memcpy(out + int64_t(h) * g.W, dxp + int64_t(h + g.pad) * Wp + g.pad, sizeof(T) * g.W);
-  }
+  parallel_for(NC, true, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t nc = lo_; nc < hi_; ++nc) {
+      const int64_t c = nc % g.C;
+      const T* dyp = DY + nc * g.P();
+      T* out = DX + nc * int64_t(g.H) * g.W;
+      if (dw_bwd_gather_ok(g)) {
+        const int Wq = dw_bwd_gather_ld(g);
+        T* dyq = scratch_t<T>(kSlotCol, size_t(dw_bwd_gather_rows(g)) * Wq);
+        T* wide = scratch_t<T>(kSlotPlane, size_t(g.H) * Wq);
+        dw_plane_bwd_data_gather(dyp, Wt + c * KK, g, dyq, wide);
+        for (int h = 0; h < g.H; ++h)
+          std::memcpy(out + int64_t(h) * g.W, wide + int64_t(h) * Wq, sizeof(T) * g.W);
+        continue;
+      }
+      T* dxp = scratch_t<T>(kSlotPlane, size_t(Hp) * Wp);
+      T* dyw = scratch_t<T>(kSlotAux, size_t(g.Ho) * Wp);
+      if (g.s == 1) dw_widen(dyp, g, Wp, dyw);
+      dw_plane_bwd_data(dyp, dyw, Wt + c * KK, g, Hp, Wp, dxp);
+      for (int h = 0; h < g.H; ++h)
+        std::memcpy(out + int64_t(h) * g.W, dxp + int64_t(h + g.pad) * Wp + g.pad, sizeof(T) * g.W);
+    }
+  });
 }
 
 template <typename T>
@@ -62,16 +74,17 @@ void dw_bwd_weight(const Tensor& x, const Tensor& dy, Tensor& dw, const ConvGeom
   const int Hp = g.Hp(), Wp = g.Wp(), KK = g.KH * g.KW;
   const int64_t NC = int64_t(g.N) * g.C;
   T* part = scratch_t<T>(kSlotPartial, size_t(NC) * KK);  // [N][C][KK], this thread's slot
-#pragma omp parallel for schedule(static)
-  for (int64_t nc = 0; nc < NC; ++nc) {
-    const int64_t n = nc / g.C, c = nc % g.C;
-    T* xp = scratch_t<T>(kSlotPlane, size_t(Hp) * Wp);
-    T* dyw = scratch_t<T>(kSlotAux, size_t(g.Ho) * Wp);
-    const T* dyp = DY + nc * g.P();
-    if (g.s == 1) dw_widen(dyp, g, Wp, dyw);
-    pad_plane<T, false>(X + n * g.xsn + c * g.xsc, g.xsh, g.xsw, g.H, g.W, g.pad, xp);
-    dw_plane_bwd_weight(xp, Wp, dyp, dyw, g, part + nc * KK);
-  }
+  parallel_for(NC, true, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t nc = lo_; nc < hi_; ++nc) {
+      const int64_t n = nc / g.C, c = nc % g.C;
+      T* xp = scratch_t<T>(kSlotPlane, size_t(Hp) * Wp);
+      T* dyw = scratch_t<T>(kSlotAux, size_t(g.Ho) * Wp);
+      const T* dyp = DY + nc * g.P();
+      if (g.s == 1) dw_widen(dyp, g, Wp, dyw);
+      pad_plane<T, false>(X + n * g.xsn + c * g.xsc, g.xsh, g.xsw, g.H, g.W, g.pad, xp);
+      dw_plane_bwd_weight(xp, Wp, dyp, dyw, g, part + nc * KK);
+    }
+  });
   reduce_partials(part, g.N, int64_t(g.C) * KK, dw.data<T>());
 }
 
@@ -100,11 +113,12 @@ void pw_fwd(const Tensor& x, const Tensor& w, Tensor& y, const ConvGeom& g) {
   const T* Wt = w.data<T>();
   T* Y = y.data<T>();
   const int P = g.P();
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < g.N; ++n) {
-    const T* xn = pw_input(X, g, n);
-    gemm_local<T>(false, false, g.O, P, g.C, T(1), Wt, g.C, xn, P, T(0), Y + n * g.O * P, P);
-  }
+  parallel_for(g.N, true, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t n = lo_; n < hi_; ++n) {
+      const T* xn = pw_input(X, g, n);
+      gemm_local<T>(false, false, g.O, P, g.C, T(1), Wt, g.C, xn, P, T(0), Y + n * g.O * P, P);
+    }
+  });
 }
 
 template <typename T>
@@ -114,21 +128,22 @@ void pw_bwd_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvGeom& 
   T* DX = dx.data<T>();
   const int P = g.P();
   const int64_t HW = int64_t(g.H) * g.W;
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < g.N; ++n) {
-    T* dxn = DX + n * g.C * HW;
-    if (g.s == 1) {
-      gemm_local<T>(true, false, g.C, P, g.O, T(1), Wt, g.C, DY + n * g.O * P, P, T(0), dxn, P);
-      continue;
+  parallel_for(g.N, true, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t n = lo_; n < hi_; ++n) {
+      T* dxn = DX + n * g.C * HW;
+      if (g.s == 1) {
+        gemm_local<T>(true, false, g.C, P, g.O, T(1), Wt, g.C, DY + n * g.O * P, P, T(0), dxn, P);
+        continue;
+      }
+      T* col = scratch_t<T>(kSlotCol, size_t(g.C) * P);
+      gemm_local<T>(true, false, g.C, P, g.O, T(1), Wt, g.C, DY + n * g.O * P, P, T(0), col, P);
+      std::memset(dxn, 0, sizeof(T) * size_t(g.C * HW));
+      for (int c = 0; c < g.C; ++c)
+        for (int oh = 0; oh < g.Ho; ++oh)
+          for (int ow = 0; ow < g.Wo; ++ow)
+            dxn[c * HW + int64_t(oh) * g.s * g.W + int64_t(ow) * g.s] = col[(int64_t(c) * g.Ho + oh) * g.Wo + ow];
     }
-    T* col = scratch_t<T>(kSlotCol, size_t(g.C) * P);
-    gemm_local<T>(true, false, g.C, P, g.O, T(1), Wt, g.C, DY + n * g.O * P, P, T(0), col, P);
-    std::memset(dxn, 0, sizeof(T) * size_t(g.C * HW));
-    for (int c = 0; c < g.C; ++c)
-      for (int oh = 0; oh < g.Ho; ++oh)
-        for (int ow = 0; ow < g.Wo; ++ow)
-          dxn[c * HW + int64_t(oh) * g.s * g.W + int64_t(ow) * g.s] = col[(int64_t(c) * g.Ho + oh) * g.Wo + ow];
-  }
+  });
 }
 
 template <typename T>
@@ -138,11 +153,12 @@ void pw_bwd_weight(const Tensor& x, const Tensor& dy, Tensor& dw, const ConvGeom
   const int P = g.P();
   const int64_t OC = int64_t(g.O) * g.C;
   T* part = scratch_t<T>(kSlotPartial, size_t(g.N) * OC);
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < g.N; ++n) {
-    const T* xn = pw_input(X, g, n);
-    gemm_local<T>(false, true, g.O, g.C, P, T(1), DY + n * g.O * P, P, xn, P, T(0), part + n * OC, g.C);
-  }
+  parallel_for(g.N, true, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t n = lo_; n < hi_; ++n) {
+      const T* xn = pw_input(X, g, n);
+      gemm_local<T>(false, true, g.O, g.C, P, T(1), DY + n * g.O * P, P, xn, P, T(0), part + n * OC, g.C);
+    }
+  });
   reduce_partials(part, g.N, OC, dw.data<T>());
 }
 
@@ -207,15 +223,16 @@ void gen_fwd(const Tensor& x, const Tensor& w, Tensor& y, const ConvGeom& g) {
   const T* Wt = w.data<T>();
   T* Y = y.data<T>();
   const int P = g.P(), Cg = g.C / g.g, Og = g.O / g.g, R = Cg * g.KH * g.KW;
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < g.N; ++n) {
-    T* col = scratch_t<T>(kSlotCol, size_t(R) * P);
-    for (int gi = 0; gi < g.g; ++gi) {
-      im2col(X + n * g.xsn, g, gi * Cg, Cg, col);
-      gemm_local<T>(false, false, Og, P, R, T(1), Wt + int64_t(gi) * Og * R, R, col, P, T(0),
-                    Y + (n * g.O + int64_t(gi) * Og) * P, P);
+  parallel_for(g.N, true, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t n = lo_; n < hi_; ++n) {
+      T* col = scratch_t<T>(kSlotCol, size_t(R) * P);
+      for (int gi = 0; gi < g.g; ++gi) {
+        im2col(X + n * g.xsn, g, gi * Cg, Cg, col);
+        gemm_local<T>(false, false, Og, P, R, T(1), Wt + int64_t(gi) * Og * R, R, col, P, T(0),
+                      Y + (n * g.O + int64_t(gi) * Og) * P, P);
+      }
     }
-  }
+  });
 }
 
 template <typename T>
@@ -225,17 +242,18 @@ void gen_bwd_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvGeom&
   T* DX = dx.data<T>();
   const int P = g.P(), Cg = g.C / g.g, Og = g.O / g.g, R = Cg * g.KH * g.KW;
   const int64_t CHW = int64_t(g.C) * g.H * g.W;
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < g.N; ++n) {
-    T* col = scratch_t<T>(kSlotCol, size_t(R) * P);
-    T* dxn = DX + n * CHW;
-    std::memset(dxn, 0, sizeof(T) * size_t(CHW));
-    for (int gi = 0; gi < g.g; ++gi) {
-      gemm_local<T>(true, false, R, P, Og, T(1), Wt + int64_t(gi) * Og * R, R,
-                    DY + (n * g.O + int64_t(gi) * Og) * P, P, T(0), col, P);
-      col2im_add(col, g, gi * Cg, Cg, dxn);
+  parallel_for(g.N, true, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t n = lo_; n < hi_; ++n) {
+      T* col = scratch_t<T>(kSlotCol, size_t(R) * P);
+      T* dxn = DX + n * CHW;
+      std::memset(dxn, 0, sizeof(T) * size_t(CHW));
+      for (int gi = 0; gi < g.g; ++gi) {
+        gemm_local<T>(true, false, R, P, Og, T(1), Wt + int64_t(gi) * Og * R, R,
+                      DY + (n * g.O + int64_t(gi) * Og) * P, P, T(0), col, P);
+        col2im_add(col, g, gi * Cg, Cg, dxn);
+      }
     }
-  }
+  });
 }
 
 template <typename T>
@@ -245,15 +263,16 @@ void gen_bwd_weight(const Tensor& x, const Tensor& dy, Tensor& dw, const ConvGeo
   const int P = g.P(), Cg = g.C / g.g, Og = g.O / g.g, R = Cg * g.KH * g.KW;
   const int64_t WN = int64_t(g.O) * R;
   T* part = scratch_t<T>(kSlotPartial, size_t(g.N) * WN);
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < g.N; ++n) {
-    T* col = scratch_t<T>(kSlotCol, size_t(R) * P);
-    for (int gi = 0; gi < g.g; ++gi) {
-      im2col(X + n * g.xsn, g, gi * Cg, Cg, col);
-      gemm_local<T>(false, true, Og, R, P, T(1), DY + (n * g.O + int64_t(gi) * Og) * P, P, col, P,
-                    T(0), part + n * WN + int64_t(gi) * Og * R, R);
+  parallel_for(g.N, true, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t n = lo_; n < hi_; ++n) {
+      T* col = scratch_t<T>(kSlotCol, size_t(R) * P);
+      for (int gi = 0; gi < g.g; ++gi) {
+        im2col(X + n * g.xsn, g, gi * Cg, Cg, col);
+        gemm_local<T>(false, true, Og, R, P, T(1), DY + (n * g.O + int64_t(gi) * Og) * P, P, col, P,
+                      T(0), part + n * WN + int64_t(gi) * Og * R, R);
+      }
     }
-  }
+  });
   reduce_partials(part, g.N, WN, dw.data<T>());
 }
 

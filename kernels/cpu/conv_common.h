@@ -11,6 +11,7 @@
 
 #include "engine/error.h"
 #include "engine/kernel_table.h"
+#include "kernels/cpu/parallel.h"
 
 namespace asap::cpu {
 
@@ -25,6 +26,9 @@ inline void* scratch(int slot, size_t bytes) {
   constexpr int kSlots = 8;
   thread_local Buf bufs[kSlots];
   Buf& b = bufs[slot];
+  // Slack past the requested size: the register-blocked depthwise loops read and write up to one
+  // block (kDwBlock elements) beyond the last useful element instead of running a scalar tail.
+  bytes += 256;
   if (b.n < bytes) {
     std::free(b.p);
     size_t n = (std::max<size_t>(bytes, 256) + 63) / 64 * 64;
@@ -144,20 +148,52 @@ inline void pad_plane(const T* x, int64_t sh, int64_t sw, int H, int W, int pad,
 // Stride 1 runs each tap as one long contiguous loop over a "wide" output of Ho rows of Wp
 // columns (the extra columns are junk/zero), which vectorises far better than 28-wide rows.
 
+// Elements per register block of the stride-1 depthwise loops (two 64-byte lines).
+template <typename T>
+constexpr int kDwBlock = 128 / sizeof(T);  // 8 vectors of 16 bytes
+
+// Stride-1 depthwise correlation on a "wide" plane: out[q] = sum_taps w[i][j] * in[q + i*d*ld + j*d]
+// for q in [0, Q). Each block of kDwBlock outputs stays in registers across all taps and is stored
+// once (the tap-outer form loaded and stored the accumulator once per tap: store-bound). The sum
+// runs over the taps in the same order as before, so results are unchanged. Reads and writes up
+// to one block past Q: buffers come from scratch(), which has that slack.
+template <typename T>
+inline void dw_wide_s1(const T* in, int64_t ld, const T* w, int KH, int KW, int d, int64_t Q, T* out) {
+  // Eight explicit 16-byte vectors (GCC vector extension, lowered to the target's SIMD): a plain
+  // T[B] accumulator array was kept on the stack, not in registers.
+  typedef T V __attribute__((vector_size(16)));
+  constexpr int L = 16 / sizeof(T);
+  static_assert(kDwBlock<T> == 8 * L, "block = 8 vectors");
+  auto ld_v = [](const T* p) { V v; std::memcpy(&v, p, sizeof(V)); return v; };
+  auto st_v = [](T* p, V v) { std::memcpy(p, &v, sizeof(V)); };
+  for (int64_t q0 = 0; q0 < Q; q0 += 8 * L) {
+    V a0 = {}, a1 = {}, a2 = {}, a3 = {}, a4 = {}, a5 = {}, a6 = {}, a7 = {};
+    for (int i = 0; i < KH; ++i)
+      for (int j = 0; j < KW; ++j) {
+        const T wv = w[i * KW + j];
+        const T* xs = in + int64_t(i) * d * ld + j * d + q0;
+        a0 += wv * ld_v(xs);
+        a1 += wv * ld_v(xs + L);
+        a2 += wv * ld_v(xs + 2 * L);
+        a3 += wv * ld_v(xs + 3 * L);
+        a4 += wv * ld_v(xs + 4 * L);
+        a5 += wv * ld_v(xs + 5 * L);
+        a6 += wv * ld_v(xs + 6 * L);
+        a7 += wv * ld_v(xs + 7 * L);
+      }
+    T* o = out + q0;
+    st_v(o, a0); st_v(o + L, a1); st_v(o + 2 * L, a2); st_v(o + 3 * L, a3);
+    st_v(o + 4 * L, a4); st_v(o + 5 * L, a5); st_v(o + 6 * L, a6); st_v(o + 7 * L, a7);
+  }
+}
+
 // y (Ho x Wo, contiguous) = depthwise(xp). acc: scratch of Ho*Wp.
 template <typename T>
 inline void dw_plane_fwd(const T* xp, int Wp, const T* w, const ConvGeom& g, T* y, T* acc) {
   const int Ho = g.Ho, Wo = g.Wo, d = g.d, s = g.s;
   if (s == 1) {
     const int64_t Q = int64_t(Ho - 1) * Wp + Wo;
-    for (int64_t q = 0; q < Q; ++q) acc[q] = T(0);
-    for (int i = 0; i < g.KH; ++i)
-      for (int j = 0; j < g.KW; ++j) {
-        const T wv = w[i * g.KW + j];
-        const T* xs = xp + int64_t(i) * d * Wp + j * d;
-#pragma omp simd
-        for (int64_t q = 0; q < Q; ++q) acc[q] += wv * xs[q];
-      }
+    dw_wide_s1(xp, Wp, w, g.KH, g.KW, d, Q, acc);
     for (int oh = 0; oh < Ho; ++oh) std::memcpy(y + int64_t(oh) * Wo, acc + int64_t(oh) * Wp, sizeof(T) * Wo);
     return;
   }
@@ -188,6 +224,36 @@ inline void dw_widen(const T* dy, const ConvGeom& g, int Wp, T* dyw) {
     std::memcpy(r, dy + int64_t(oh) * g.Wo, sizeof(T) * g.Wo);
     for (int c = g.Wo; c < Wp; ++c) r[c] = T(0);
   }
+}
+
+// Stride-1 backward data in gather form: dx = correlation of dy, zero-padded by
+// (K-1)*d - pad, with the flipped kernel; the same register-blocked loop as the forward, no
+// scatter. Usable when pad <= (K-1)*d (every DARTS conv). Writes an H x Wq "wide" plane to out
+// (row stride Wq = Wo + 2*((KW-1)*d - pad) = W + (KW-1)*d, returned) with junk past column W.
+// dyq: scratch of (Ho + 2*PH) * Wq; wflip: KH*KW scratch.
+inline bool dw_bwd_gather_ok(const ConvGeom& g) {
+  return g.s == 1 && g.KH * g.KW <= 64 && g.pad <= (g.KH - 1) * g.d && g.pad <= (g.KW - 1) * g.d;
+}
+inline int dw_bwd_gather_ld(const ConvGeom& g) { return g.Wo + 2 * ((g.KW - 1) * g.d - g.pad); }
+inline int64_t dw_bwd_gather_rows(const ConvGeom& g) { return g.Ho + 2 * ((g.KH - 1) * g.d - g.pad); }
+template <typename T>
+inline int dw_plane_bwd_data_gather(const T* dy, const T* w, const ConvGeom& g, T* dyq, T* out) {
+  const int PH = (g.KH - 1) * g.d - g.pad, PW = (g.KW - 1) * g.d - g.pad;
+  const int Wq = g.Wo + 2 * PW, Hq = g.Ho + 2 * PH;
+  std::memset(dyq, 0, sizeof(T) * size_t(PH) * Wq);
+  std::memset(dyq + int64_t(PH + g.Ho) * Wq, 0, sizeof(T) * size_t(PH) * Wq);
+  for (int oh = 0; oh < g.Ho; ++oh) {
+    T* r = dyq + int64_t(oh + PH) * Wq;
+    for (int c = 0; c < PW; ++c) r[c] = r[PW + g.Wo + c] = T(0);
+    std::memcpy(r + PW, dy + int64_t(oh) * g.Wo, sizeof(T) * g.Wo);
+  }
+  (void)Hq;
+  T wf[64];  // flipped taps; DARTS kernels are at most 7x7
+  const int KK = g.KH * g.KW;
+  for (int t = 0; t < KK; ++t) wf[t] = w[KK - 1 - t];
+  const int64_t Q = int64_t(g.H - 1) * Wq + g.W;
+  dw_wide_s1(dyq, Wq, wf, g.KH, g.KW, g.d, Q, out);
+  return Wq;
 }
 
 // dxp (Hp x Wp, written) = transposed depthwise of dy (Ho x Wo).
@@ -265,12 +331,13 @@ inline void dw_plane_bwd_weight(const T* xp, int Wp, const T* dy, const T* dyw, 
 // number of threads.
 template <typename T>
 inline void reduce_partials(const T* part, int n, int64_t len, T* out) {
-#pragma omp parallel for schedule(static) if (len * n > 32768)
-  for (int64_t e = 0; e < len; ++e) {
-    T s = T(0);
-    for (int i = 0; i < n; ++i) s += part[int64_t(i) * len + e];
-    out[e] = s;
-  }
+  parallel_for(len, len * n > 32768, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t e = lo_; e < hi_; ++e) {
+      T s = T(0);
+      for (int i = 0; i < n; ++i) s += part[int64_t(i) * len + e];
+      out[e] = s;
+    }
+  });
 }
 
 }  // namespace asap::cpu

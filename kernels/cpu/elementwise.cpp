@@ -3,6 +3,7 @@
 
 #include "engine/kernel_table.h"
 #include "kernels/cpu/cpu_dispatch.h"
+#include "kernels/cpu/parallel.h"
 
 namespace asap::cpu {
 namespace {
@@ -12,8 +13,10 @@ void fill_t(Tensor& y, double v) {
   T* p = y.data<T>();
   const int64_t n = y.numel();
   const T tv = static_cast<T>(v);
-#pragma omp parallel for simd if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) p[i] = tv;
+  parallel_for(n, n > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+#pragma omp simd
+    for (int64_t i = lo_; i < hi_; ++i) p[i] = tv;
+  });
 }
 void fill(Tensor& y, double v) {
   if (y.dtype() == DType::I32) {
@@ -39,23 +42,24 @@ void copy_strided_t(const Tensor& src, Tensor& dst) {
   const int64_t ss = src.strides()[nd - 1], ds = dst.strides()[nd - 1];
   int64_t outer = 1;
   for (int i = 0; i < nd - 1; ++i) outer *= s[i];
-#pragma omp parallel for if (outer * inner > kParallelGrain)
-  for (int64_t o = 0; o < outer; ++o) {
-    int64_t rem = o, so = 0, dof = 0;
-    for (int i = nd - 2; i >= 0; --i) {
-      const int64_t idx = rem % s[i];
-      rem /= s[i];
-      so += idx * src.strides()[i];
-      dof += idx * dst.strides()[i];
+  parallel_for(outer, outer * inner > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t o = lo_; o < hi_; ++o) {
+      int64_t rem = o, so = 0, dof = 0;
+      for (int i = nd - 2; i >= 0; --i) {
+        const int64_t idx = rem % s[i];
+        rem /= s[i];
+        so += idx * src.strides()[i];
+        dof += idx * dst.strides()[i];
+      }
+      const T* a = sp + so;
+      T* b = dp + dof;
+      if (ss == 1 && ds == 1) {
+        std::memcpy(b, a, static_cast<size_t>(inner) * sizeof(T));
+      } else {
+        for (int64_t j = 0; j < inner; ++j) b[j * ds] = a[j * ss];
+      }
     }
-    const T* a = sp + so;
-    T* b = dp + dof;
-    if (ss == 1 && ds == 1) {
-      std::memcpy(b, a, static_cast<size_t>(inner) * sizeof(T));
-    } else {
-      for (int64_t j = 0; j < inner; ++j) b[j * ds] = a[j * ss];
-    }
-  }
+  });
 }
 void copy_strided(const Tensor& src, Tensor& dst) {
   if (src.dtype() == DType::I32) {
@@ -71,8 +75,10 @@ void relu_fwd_t(const Tensor& x, Tensor& y) {
   const T* a = x.data<T>();
   T* b = y.data<T>();
   const int64_t n = x.numel();
-#pragma omp parallel for simd if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) b[i] = a[i] > T(0) ? a[i] : T(0);
+  parallel_for(n, n > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+#pragma omp simd
+    for (int64_t i = lo_; i < hi_; ++i) b[i] = a[i] > T(0) ? a[i] : T(0);
+  });
 }
 void relu_fwd(const Tensor& x, Tensor& y) { ASAP_CPU_DISPATCH(x, relu_fwd_t, x, y); }
 
@@ -82,8 +88,10 @@ void relu_bwd_t(const Tensor& x, const Tensor& dy, Tensor& dx) {
   const T* g = dy.data<T>();
   T* d = dx.data<T>();
   const int64_t n = x.numel();
-#pragma omp parallel for simd if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) d[i] = a[i] > T(0) ? g[i] : T(0);
+  parallel_for(n, n > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+#pragma omp simd
+    for (int64_t i = lo_; i < hi_; ++i) d[i] = a[i] > T(0) ? g[i] : T(0);
+  });
 }
 void relu_bwd(const Tensor& x, const Tensor& dy, Tensor& dx) { ASAP_CPU_DISPATCH(x, relu_bwd_t, x, dy, dx); }
 
@@ -93,8 +101,10 @@ void add_t(const Tensor& a, const Tensor& b, Tensor& y) {
   const T* q = b.data<T>();
   T* r = y.data<T>();
   const int64_t n = a.numel();
-#pragma omp parallel for simd if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) r[i] = p[i] + q[i];
+  parallel_for(n, n > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+#pragma omp simd
+    for (int64_t i = lo_; i < hi_; ++i) r[i] = p[i] + q[i];
+  });
 }
 void add(const Tensor& a, const Tensor& b, Tensor& y) { ASAP_CPU_DISPATCH(a, add_t, a, b, y); }
 
@@ -104,8 +114,10 @@ void axpy_t(double alpha, const Tensor& x, Tensor& y) {
   T* r = y.data<T>();
   const T al = static_cast<T>(alpha);
   const int64_t n = x.numel();
-#pragma omp parallel for simd if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) r[i] += al * p[i];
+  parallel_for(n, n > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+#pragma omp simd
+    for (int64_t i = lo_; i < hi_; ++i) r[i] += al * p[i];
+  });
 }
 void axpy(double alpha, const Tensor& x, Tensor& y) { ASAP_CPU_DISPATCH(x, axpy_t, alpha, x, y); }
 
@@ -115,8 +127,10 @@ void mul_scalar_t(const Tensor& x, double s, Tensor& y) {
   T* r = y.data<T>();
   const T sv = static_cast<T>(s);
   const int64_t n = x.numel();
-#pragma omp parallel for simd if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) r[i] = sv * p[i];
+  parallel_for(n, n > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+#pragma omp simd
+    for (int64_t i = lo_; i < hi_; ++i) r[i] = sv * p[i];
+  });
 }
 void mul_scalar(const Tensor& x, double s, Tensor& y) { ASAP_CPU_DISPATCH(x, mul_scalar_t, x, s, y); }
 
@@ -133,11 +147,12 @@ void scale_per_sample_t(const Tensor& x, const Tensor& s, Tensor& y) {
   const T* p = x.data<T>();
   const T* sp = s.data<T>();
   T* r = y.data<T>();
-#pragma omp parallel for if (x.numel() > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) {
-    const T sv = sp[i];
-    for (int64_t j = 0; j < per; ++j) r[i * per + j] = sv * p[i * per + j];
-  }
+  parallel_for(n, x.numel() > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t i = lo_; i < hi_; ++i) {
+      const T sv = sp[i];
+      for (int64_t j = 0; j < per; ++j) r[i * per + j] = sv * p[i * per + j];
+    }
+  });
 }
 void scale_per_sample(const Tensor& x, const Tensor& s, Tensor& y) {
   ASAP_CPU_DISPATCH(x, scale_per_sample_t, x, s, y);

@@ -9,9 +9,12 @@
 
 #include "engine/error.h"
 #include "engine/kernel_table.h"
+#include "kernels/cpu/parallel.h"
 
 namespace asap {
 namespace {
+
+using cpu::parallel_for;
 
 constexpr int64_t kChunk = 2048;          // elements per chunk: 8 KiB of float32
 constexpr int64_t kParallelMin = 32768;   // below this, thread start-up costs more than it saves
@@ -52,24 +55,25 @@ void wsum_fwd_impl(const std::vector<Tensor>& xs, const Tensor& w, Tensor& y) {
   const T* const* xpp = xp.data();
   const T* wvp = wv.data();
   const int64_t nch = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
-  for (int64_t ch = 0; ch < nch; ++ch) {
-    const int64_t i0 = ch * kChunk, i1 = std::min(n, i0 + kChunk);
-    T* yc = yp + i0;
-    const int64_t len = i1 - i0;
-    {
-      const T* x0 = xpp[0] + i0;
-      const T w0 = wvp[0];
-#pragma omp simd
-      for (int64_t i = 0; i < len; ++i) yc[i] = w0 * x0[i];
+  parallel_for(nch, n > kParallelMin, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t ch = lo_; ch < hi_; ++ch) {
+      const int64_t i0 = ch * kChunk, i1 = std::min(n, i0 + kChunk);
+      T* yc = yp + i0;
+      const int64_t len = i1 - i0;
+      {
+        const T* x0 = xpp[0] + i0;
+        const T w0 = wvp[0];
+  #pragma omp simd
+        for (int64_t i = 0; i < len; ++i) yc[i] = w0 * x0[i];
+      }
+      for (int64_t k = 1; k < K; ++k) {
+        const T* xk = xpp[k] + i0;
+        const T wk = wvp[k];
+  #pragma omp simd
+        for (int64_t i = 0; i < len; ++i) yc[i] += wk * xk[i];
+      }
     }
-    for (int64_t k = 1; k < K; ++k) {
-      const T* xk = xpp[k] + i0;
-      const T wk = wvp[k];
-#pragma omp simd
-      for (int64_t i = 0; i < len; ++i) yc[i] += wk * xk[i];
-    }
-  }
+  });
 }
 
 template <typename T>
@@ -98,27 +102,28 @@ void wsum_bwd_impl(const std::vector<Tensor>& xs, const Tensor& w, const Tensor&
   thread_local std::vector<double> partial;
   if (want_dw) partial.assign(static_cast<size_t>(nch * K), 0.0);
   double* part = partial.data();
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
-  for (int64_t ch = 0; ch < nch; ++ch) {
-    const int64_t i0 = ch * kChunk, i1 = std::min(n, i0 + kChunk);
-    const int64_t len = i1 - i0;
-    const T* dyc = dyp + i0;
-    for (int64_t k = 0; k < K; ++k) {
-      if (dxpp[k]) {
-        T* dxc = dxpp[k] + i0;
-        const T wk = wvp[k];
-#pragma omp simd
-        for (int64_t i = 0; i < len; ++i) dxc[i] = wk * dyc[i];
-      }
-      if (want_dw) {
-        const T* xc = xpp[k] + i0;
-        double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-        for (int64_t i = 0; i < len; ++i) acc += static_cast<double>(xc[i]) * static_cast<double>(dyc[i]);
-        part[ch * K + k] = acc;
+  parallel_for(nch, n > kParallelMin, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t ch = lo_; ch < hi_; ++ch) {
+      const int64_t i0 = ch * kChunk, i1 = std::min(n, i0 + kChunk);
+      const int64_t len = i1 - i0;
+      const T* dyc = dyp + i0;
+      for (int64_t k = 0; k < K; ++k) {
+        if (dxpp[k]) {
+          T* dxc = dxpp[k] + i0;
+          const T wk = wvp[k];
+  #pragma omp simd
+          for (int64_t i = 0; i < len; ++i) dxc[i] = wk * dyc[i];
+        }
+        if (want_dw) {
+          const T* xc = xpp[k] + i0;
+          double acc = 0.0;
+  #pragma omp simd reduction(+ : acc)
+          for (int64_t i = 0; i < len; ++i) acc += static_cast<double>(xc[i]) * static_cast<double>(dyc[i]);
+          part[ch * K + k] = acc;
+        }
       }
     }
-  }
+  });
   if (want_dw) {
     T* dwp = dw.data<T>();
     for (int64_t k = 0; k < K; ++k) {

@@ -10,9 +10,12 @@
 
 #include "engine/error.h"
 #include "engine/kernel_table.h"
+#include "kernels/cpu/parallel.h"
 
 namespace asap {
 namespace {
+
+using cpu::parallel_for;
 
 // Per-call window geometry shared read-only by all threads.
 struct PoolGeom {
@@ -57,60 +60,61 @@ void maxpool_fwd_impl(const Tensor& x, Tensor& y, Tensor& argmax, const PoolGeom
   T* yp = y.data<T>();
   int32_t* ap = argmax.data<int32_t>();
   const int64_t in_plane = g.H * g.W, out_plane = g.Ho * g.Wo;
-#pragma omp parallel for schedule(static) if (g.planes * out_plane > 16384)
-  for (int64_t pl = 0; pl < g.planes; ++pl) {
-    const T* xpl = xp + pl * in_plane;
-    for (int64_t oh = 0; oh < g.Ho; ++oh) {
-      const int64_t hs = oh * g.s - g.p;
-      const int64_t h0 = std::max<int64_t>(hs, 0), h1 = std::min<int64_t>(hs + g.k, g.H);
-      T* __restrict yr = yp + pl * out_plane + oh * g.Wo;
-      int32_t* __restrict ar = ap + pl * out_plane + oh * g.Wo;
-      if (g.s != 1) {
-        // Strided: one window at a time with the running max in registers.
-        for (int64_t ow = 0; ow < g.Wo; ++ow) {
-          const int64_t ws = ow * g.s - g.p;
-          const int64_t w0 = std::max<int64_t>(ws, 0), w1 = std::min<int64_t>(ws + g.k, g.W);
-          T best = -std::numeric_limits<T>::infinity();
-          int32_t arg = static_cast<int32_t>(h0 * g.W + w0);  // valid even for an all -inf window
-          for (int64_t h = h0; h < h1; ++h) {
-            const T* xr = xpl + h * g.W;
-            for (int64_t w = w0; w < w1; ++w) {
-              const T v = xr[w];
-              const bool gt = (v > best) | (v != v);  // '|' not '||': no branch; NaN propagates
-              best = gt ? v : best;
-              arg = gt ? static_cast<int32_t>(h * g.W + w) : arg;
+  parallel_for(g.planes, g.planes * out_plane > 16384, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t pl = lo_; pl < hi_; ++pl) {
+      const T* xpl = xp + pl * in_plane;
+      for (int64_t oh = 0; oh < g.Ho; ++oh) {
+        const int64_t hs = oh * g.s - g.p;
+        const int64_t h0 = std::max<int64_t>(hs, 0), h1 = std::min<int64_t>(hs + g.k, g.H);
+        T* __restrict yr = yp + pl * out_plane + oh * g.Wo;
+        int32_t* __restrict ar = ap + pl * out_plane + oh * g.Wo;
+        if (g.s != 1) {
+          // Strided: one window at a time with the running max in registers.
+          for (int64_t ow = 0; ow < g.Wo; ++ow) {
+            const int64_t ws = ow * g.s - g.p;
+            const int64_t w0 = std::max<int64_t>(ws, 0), w1 = std::min<int64_t>(ws + g.k, g.W);
+            T best = -std::numeric_limits<T>::infinity();
+            int32_t arg = static_cast<int32_t>(h0 * g.W + w0);  // valid even for an all -inf window
+            for (int64_t h = h0; h < h1; ++h) {
+              const T* xr = xpl + h * g.W;
+              for (int64_t w = w0; w < w1; ++w) {
+                const T v = xr[w];
+                const bool gt = (v > best) | (v != v);  // '|' not '||': no branch; NaN propagates
+                best = gt ? v : best;
+                arg = gt ? static_cast<int32_t>(h * g.W + w) : arg;
+              }
             }
+            yr[ow] = best;
+            ar[ow] = arg;
           }
-          yr[ow] = best;
-          ar[ow] = arg;
+          continue;
         }
-        continue;
-      }
-      // Stride 1: row-wise over (kernel row, kernel column, output column) so the innermost loop is
-      // unit stride and vectorises with blends. Start from -inf pointing at the window's first valid
-      // tap, so an all -inf window still yields a valid index and strict '>' keeps the first maximum
-      // in scan order.
-      for (int64_t ow = 0; ow < g.Wo; ++ow) {
-        yr[ow] = -std::numeric_limits<T>::infinity();
-        ar[ow] = static_cast<int32_t>(h0 * g.W + std::max<int64_t>(ow - g.p, 0));
-      }
-      for (int64_t h = h0; h < h1; ++h) {
-        const T* xr = xpl + h * g.W;
-        for (int kw = 0; kw < g.k; ++kw) {
-          const int64_t off = kw - g.p;
-          const int64_t lo = g.ow_lo[kw], hi = g.ow_hi[kw];
-          const int32_t base = static_cast<int32_t>(h * g.W + off);
-#pragma omp simd
-          for (int64_t ow = lo; ow < hi; ++ow) {
-            const T v = xr[ow + off], b = yr[ow];
-            const bool gt = (v > b) | (v != v);  // NaN propagates, as in PyTorch
-            yr[ow] = gt ? v : b;
-            ar[ow] = gt ? base + static_cast<int32_t>(ow) : ar[ow];
+        // Stride 1: row-wise over (kernel row, kernel column, output column) so the innermost loop is
+        // unit stride and vectorises with blends. Start from -inf pointing at the window's first valid
+        // tap, so an all -inf window still yields a valid index and strict '>' keeps the first maximum
+        // in scan order.
+        for (int64_t ow = 0; ow < g.Wo; ++ow) {
+          yr[ow] = -std::numeric_limits<T>::infinity();
+          ar[ow] = static_cast<int32_t>(h0 * g.W + std::max<int64_t>(ow - g.p, 0));
+        }
+        for (int64_t h = h0; h < h1; ++h) {
+          const T* xr = xpl + h * g.W;
+          for (int kw = 0; kw < g.k; ++kw) {
+            const int64_t off = kw - g.p;
+            const int64_t lo = g.ow_lo[kw], hi = g.ow_hi[kw];
+            const int32_t base = static_cast<int32_t>(h * g.W + off);
+  #pragma omp simd
+            for (int64_t ow = lo; ow < hi; ++ow) {
+              const T v = xr[ow + off], b = yr[ow];
+              const bool gt = (v > b) | (v != v);  // NaN propagates, as in PyTorch
+              yr[ow] = gt ? v : b;
+              ar[ow] = gt ? base + static_cast<int32_t>(ow) : ar[ow];
+            }
           }
         }
       }
     }
-  }
+  });
 }
 
 template <typename T>
@@ -119,14 +123,15 @@ void maxpool_bwd_impl(const Tensor& dy, const Tensor& argmax, Tensor& dx, const 
   const int32_t* ap = argmax.data<int32_t>();
   T* dxp = dx.data<T>();
   const int64_t in_plane = g.H * g.W, out_plane = g.Ho * g.Wo;
-#pragma omp parallel for schedule(static) if (g.planes * out_plane > 16384)
-  for (int64_t pl = 0; pl < g.planes; ++pl) {
-    T* dxpl = dxp + pl * in_plane;
-    std::memset(dxpl, 0, sizeof(T) * in_plane);
-    const T* dypl = dyp + pl * out_plane;
-    const int32_t* apl = ap + pl * out_plane;
-    for (int64_t i = 0; i < out_plane; ++i) dxpl[apl[i]] += dypl[i];
-  }
+  parallel_for(g.planes, g.planes * out_plane > 16384, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t pl = lo_; pl < hi_; ++pl) {
+      T* dxpl = dxp + pl * in_plane;
+      std::memset(dxpl, 0, sizeof(T) * in_plane);
+      const T* dypl = dyp + pl * out_plane;
+      const int32_t* apl = ap + pl * out_plane;
+      for (int64_t i = 0; i < out_plane; ++i) dxpl[apl[i]] += dypl[i];
+    }
+  });
 }
 
 template <typename T>
@@ -134,31 +139,32 @@ void avgpool_fwd_impl(const Tensor& x, Tensor& y, const PoolGeom& g) {
   const T* xp = x.data<T>();
   T* yp = y.data<T>();
   const int64_t in_plane = g.H * g.W, out_plane = g.Ho * g.Wo;
-#pragma omp parallel for schedule(static) if (g.planes * out_plane > 16384)
-  for (int64_t pl = 0; pl < g.planes; ++pl) {
-    const T* xpl = xp + pl * in_plane;
-    for (int64_t oh = 0; oh < g.Ho; ++oh) {
-      const int64_t hs = oh * g.s - g.p;
-      const int64_t h0 = std::max<int64_t>(hs, 0), h1 = std::min<int64_t>(hs + g.k, g.H);
-      T* yr = yp + pl * out_plane + oh * g.Wo;
-      std::fill(yr, yr + g.Wo, T(0));
-      for (int64_t h = h0; h < h1; ++h) {
-        const T* xr = xpl + h * g.W;
-        for (int kw = 0; kw < g.k; ++kw) {
-          const int64_t off = kw - g.p;  // tap column = ow*s + off, inside [0, W) for ow in [lo, hi)
-          const int64_t lo = g.ow_lo[kw], hi = g.ow_hi[kw];
-          if (g.s == 1) {
-#pragma omp simd
-            for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += xr[ow + off];
-          } else {
-            for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += xr[ow * g.s + off];
+  parallel_for(g.planes, g.planes * out_plane > 16384, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t pl = lo_; pl < hi_; ++pl) {
+      const T* xpl = xp + pl * in_plane;
+      for (int64_t oh = 0; oh < g.Ho; ++oh) {
+        const int64_t hs = oh * g.s - g.p;
+        const int64_t h0 = std::max<int64_t>(hs, 0), h1 = std::min<int64_t>(hs + g.k, g.H);
+        T* yr = yp + pl * out_plane + oh * g.Wo;
+        std::fill(yr, yr + g.Wo, T(0));
+        for (int64_t h = h0; h < h1; ++h) {
+          const T* xr = xpl + h * g.W;
+          for (int kw = 0; kw < g.k; ++kw) {
+            const int64_t off = kw - g.p;  // tap column = ow*s + off, inside [0, W) for ow in [lo, hi)
+            const int64_t lo = g.ow_lo[kw], hi = g.ow_hi[kw];
+            if (g.s == 1) {
+  #pragma omp simd
+              for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += xr[ow + off];
+            } else {
+              for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += xr[ow * g.s + off];
+            }
           }
         }
+        const T hc = static_cast<T>(h1 - h0);
+        for (int64_t ow = 0; ow < g.Wo; ++ow) yr[ow] /= hc * static_cast<T>(g.wcount[ow]);
       }
-      const T hc = static_cast<T>(h1 - h0);
-      for (int64_t ow = 0; ow < g.Wo; ++ow) yr[ow] /= hc * static_cast<T>(g.wcount[ow]);
     }
-  }
+  });
 }
 
 template <typename T>
@@ -166,13 +172,11 @@ void avgpool_bwd_impl(const Tensor& dy, Tensor& dx, const PoolGeom& g) {
   const T* dyp = dy.data<T>();
   T* dxp = dx.data<T>();
   const int64_t in_plane = g.H * g.W, out_plane = g.Ho * g.Wo;
-#pragma omp parallel if (g.planes * out_plane > 16384)
-  {
+  parallel_for(g.planes, g.planes * out_plane > 16384, [&](int64_t lo_, int64_t hi_) {
     // dy / divisor for one output row; thread_local so repeated calls do not allocate.
     thread_local std::vector<T> grow;
     grow.resize(static_cast<size_t>(g.Wo));
-#pragma omp for schedule(static)
-    for (int64_t pl = 0; pl < g.planes; ++pl) {
+    for (int64_t pl = lo_; pl < hi_; ++pl) {
       T* dxpl = dxp + pl * in_plane;
       std::memset(dxpl, 0, sizeof(T) * in_plane);
       for (int64_t oh = 0; oh < g.Ho; ++oh) {
@@ -197,7 +201,7 @@ void avgpool_bwd_impl(const Tensor& dy, Tensor& dx, const PoolGeom& g) {
         }
       }
     }
-  }
+  });
 }
 
 template <typename T>
@@ -205,14 +209,15 @@ void gap_fwd_impl(const Tensor& x, Tensor& y) {
   const int64_t planes = x.dim(0) * x.dim(1), hw = x.dim(2) * x.dim(3);
   const T* xp = x.data<T>();
   T* yp = y.data<T>();
-#pragma omp parallel for schedule(static) if (planes * hw > 16384)
-  for (int64_t pl = 0; pl < planes; ++pl) {
-    const T* px = xp + pl * hw;
-    double s = 0.0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < hw; ++i) s += static_cast<double>(px[i]);
-    yp[pl] = static_cast<T>(s / static_cast<double>(hw));
-  }
+  parallel_for(planes, planes * hw > 16384, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t pl = lo_; pl < hi_; ++pl) {
+      const T* px = xp + pl * hw;
+      double s = 0.0;
+  #pragma omp simd reduction(+ : s)
+      for (int64_t i = 0; i < hw; ++i) s += static_cast<double>(px[i]);
+      yp[pl] = static_cast<T>(s / static_cast<double>(hw));
+    }
+  });
 }
 
 template <typename T>
@@ -220,13 +225,14 @@ void gap_bwd_impl(const Tensor& dy, Tensor& dx) {
   const int64_t planes = dx.dim(0) * dx.dim(1), hw = dx.dim(2) * dx.dim(3);
   const T* dyp = dy.data<T>();
   T* dxp = dx.data<T>();
-#pragma omp parallel for schedule(static) if (planes * hw > 16384)
-  for (int64_t pl = 0; pl < planes; ++pl) {
-    const T v = dyp[pl] / static_cast<T>(hw);
-    T* pdx = dxp + pl * hw;
-#pragma omp simd
-    for (int64_t i = 0; i < hw; ++i) pdx[i] = v;
-  }
+  parallel_for(planes, planes * hw > 16384, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t pl = lo_; pl < hi_; ++pl) {
+      const T v = dyp[pl] / static_cast<T>(hw);
+      T* pdx = dxp + pl * hw;
+  #pragma omp simd
+      for (int64_t i = 0; i < hw; ++i) pdx[i] = v;
+    }
+  });
 }
 
 bool is_f64(DType dt, const char* kernel) {

@@ -6,6 +6,7 @@
 // operations as relu -> conv2d(depthwise) -> conv2d(1x1) on this backend, so the fused and
 // unfused paths agree to the last bit (tests check up to rounding).
 #include "kernels/cpu/conv_common.h"
+#include "kernels/cpu/parallel.h"
 
 namespace asap::cpu {
 namespace {
@@ -34,17 +35,18 @@ void fwd_t(const Tensor& x, const Tensor& wd, const Tensor& wp, Tensor& mid, Ten
   T* Y = y.data<T>();
   T* MID = mid.defined() ? mid.data<T>() : nullptr;
   const int Hp = g.Hp(), Wp = g.Wp(), KK = g.KH * g.KW, P = g.P(), C = g.C;
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < g.N; ++n) {
-    T* midn = MID ? MID + n * C * P : scratch_t<T>(kSlotMid, size_t(C) * P);
-    T* xp = scratch_t<T>(kSlotPlane, size_t(Hp) * Wp);
-    T* acc = scratch_t<T>(kSlotAux, size_t(g.Ho) * Wp);
-    for (int c = 0; c < C; ++c) {
-      pad_plane<T, true>(X + n * g.xsn + c * g.xsc, g.xsh, g.xsw, g.H, g.W, g.pad, xp);
-      dw_plane_fwd(xp, Wp, WD + c * KK, g, midn + int64_t(c) * P, acc);
+  parallel_for(g.N, true, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t n = lo_; n < hi_; ++n) {
+      T* midn = MID ? MID + n * C * P : scratch_t<T>(kSlotMid, size_t(C) * P);
+      T* xp = scratch_t<T>(kSlotPlane, size_t(Hp) * Wp);
+      T* acc = scratch_t<T>(kSlotAux, size_t(g.Ho) * Wp);
+      for (int c = 0; c < C; ++c) {
+        pad_plane<T, true>(X + n * g.xsn + c * g.xsc, g.xsh, g.xsw, g.H, g.W, g.pad, xp);
+        dw_plane_fwd(xp, Wp, WD + c * KK, g, midn + int64_t(c) * P, acc);
+      }
+      gemm_local<T>(false, false, sg.O, P, C, T(1), WP, C, midn, P, T(0), Y + n * sg.O * P, P);
     }
-    gemm_local<T>(false, false, sg.O, P, C, T(1), WP, C, midn, P, T(0), Y + n * sg.O * P, P);
-  }
+  });
 }
 
 template <typename T>
@@ -63,44 +65,57 @@ void bwd_t(const Tensor& x, const Tensor& wd, const Tensor& wp, const Tensor& mi
   // Per-sample partial weight gradients, reduced in sample order afterwards (deterministic).
   T* dwp_part = MID ? scratch_t<T>(kSlotPartial, size_t(g.N) * OC) : nullptr;
   T* dwd_part = want_dwd ? scratch_t<T>(kSlotPartial2, size_t(g.N) * CKK) : nullptr;
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < g.N; ++n) {
-    const T* dyn = DY + n * O * P;
-    if (MID) gemm_local<T>(false, true, O, C, P, T(1), dyn, P, MID + n * C * P, P, T(0), dwp_part + n * OC, C);
-    if (!want_dmid) continue;
-    T* dmid = scratch_t<T>(kSlotDmid, size_t(C) * P);
-    gemm_local<T>(true, false, C, P, O, T(1), WP, C, dyn, P, T(0), dmid, P);
-    T* dyw = scratch_t<T>(kSlotAux, size_t(g.Ho) * Wp);
-    T* xp = scratch_t<T>(kSlotPlane, size_t(Hp) * Wp);
-    T* dxp = scratch_t<T>(kSlotPlane2, size_t(Hp) * Wp);
-    for (int c = 0; c < C; ++c) {
-      const T* dm = dmid + int64_t(c) * P;
-      const T* xc = X + n * g.xsn + c * g.xsc;
-      if (g.s == 1) dw_widen(dm, g, Wp, dyw);
-      if (want_dwd) {
-        pad_plane<T, true>(xc, g.xsh, g.xsw, g.H, g.W, g.pad, xp);
-        dw_plane_bwd_weight(xp, Wp, dm, dyw, g, dwd_part + (n * C + c) * KK);
-      }
-      if (DX) {
-        dw_plane_bwd_data(dm, dyw, WD + c * KK, g, Hp, Wp, dxp);
-        T* out = DX + (n * C + c) * HW;
-        for (int h = 0; h < g.H; ++h) {
-          const T* src = dxp + int64_t(h + g.pad) * Wp + g.pad;
-          const T* xr = xc + h * g.xsh;
-          T* o = out + int64_t(h) * g.W;
-          if (g.xsw == 1) {
-#pragma omp simd
-            for (int w = 0; w < g.W; ++w) {  // ReLU mask; both loads unconditional so it vectorises
-              const T v = src[w], xv = xr[w];
-              o[w] = xv > T(0) ? v : T(0);
-            }
+  parallel_for(g.N, true, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t n = lo_; n < hi_; ++n) {
+      const T* dyn = DY + n * O * P;
+      if (MID) gemm_local<T>(false, true, O, C, P, T(1), dyn, P, MID + n * C * P, P, T(0), dwp_part + n * OC, C);
+      if (!want_dmid) continue;
+      T* dmid = scratch_t<T>(kSlotDmid, size_t(C) * P);
+      gemm_local<T>(true, false, C, P, O, T(1), WP, C, dyn, P, T(0), dmid, P);
+      T* dyw = scratch_t<T>(kSlotAux, size_t(g.Ho) * Wp);
+      T* xp = scratch_t<T>(kSlotPlane, size_t(Hp) * Wp);
+      const bool gather = dw_bwd_gather_ok(g);
+      T* dxp = scratch_t<T>(kSlotPlane2, gather ? size_t(g.H) * dw_bwd_gather_ld(g) : size_t(Hp) * Wp);
+      T* dyq = gather ? scratch_t<T>(kSlotCol, size_t(dw_bwd_gather_rows(g)) * dw_bwd_gather_ld(g)) : nullptr;
+      for (int c = 0; c < C; ++c) {
+        const T* dm = dmid + int64_t(c) * P;
+        const T* xc = X + n * g.xsn + c * g.xsc;
+        if (g.s == 1) dw_widen(dm, g, Wp, dyw);
+        if (want_dwd) {
+          pad_plane<T, true>(xc, g.xsh, g.xsw, g.H, g.W, g.pad, xp);
+          dw_plane_bwd_weight(xp, Wp, dm, dyw, g, dwd_part + (n * C + c) * KK);
+        }
+        if (DX) {
+          // dx plane: gather form into a wide plane (row stride ld) when possible, else scatter.
+          const T* base;
+          int64_t ld;
+          if (gather) {
+            ld = dw_plane_bwd_data_gather(dm, WD + c * KK, g, dyq, dxp);
+            base = dxp;
           } else {
-            for (int w = 0; w < g.W; ++w) o[w] = xr[w * g.xsw] > T(0) ? src[w] : T(0);
+            dw_plane_bwd_data(dm, dyw, WD + c * KK, g, Hp, Wp, dxp);
+            ld = Wp;
+            base = dxp + int64_t(g.pad) * Wp + g.pad;
+          }
+          T* out = DX + (n * C + c) * HW;
+          for (int h = 0; h < g.H; ++h) {
+            const T* src = base + int64_t(h) * ld;
+            const T* xr = xc + h * g.xsh;
+            T* o = out + int64_t(h) * g.W;
+            if (g.xsw == 1) {
+  #pragma omp simd
+              for (int w = 0; w < g.W; ++w) {  // ReLU mask; both loads unconditional so it vectorises
+                const T v = src[w], xv = xr[w];
+                o[w] = xv > T(0) ? v : T(0);
+              }
+            } else {
+              for (int w = 0; w < g.W; ++w) o[w] = xr[w * g.xsw] > T(0) ? src[w] : T(0);
+            }
           }
         }
       }
     }
-  }
+  });
   if (MID) reduce_partials(dwp_part, g.N, OC, dwp.data<T>());
   if (want_dwd) reduce_partials(dwd_part, g.N, CKK, dwd.data<T>());
 }
