@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+"""Benchmark and run pictures (matplotlib from Debian: apt-get install python3-matplotlib).
+
+  plot.py bench FILE.jsonl [--out DIR]   step time vs sparsity, one line per engine (and thread
+                                         count), from the JSON lines compare.sh / asap_bench /
+                                         pytorch_reference.py print; several rounds -> median.
+  plot.py run RUN_DIR [--out DIR]        from RUN_DIR/metrics.jsonl (search stage): epoch time
+                                         and alive ops (normal / reduce) per epoch.
+PNGs go to --out (default: next to the input).
+"""
+import argparse
+import collections
+import json
+import os
+import statistics
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_jsonl(path):
+    rows = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or not line.startswith("{"):
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                sys.exit(f"{path}:{n}: not JSON: {e}")
+    if not rows:
+        sys.exit(f"{path}: no JSON lines")
+    return rows
+
+
+def plot_bench(path, out):
+    rows = read_jsonl(path)
+    series = collections.defaultdict(lambda: collections.defaultdict(list))
+    for r in rows:
+        series[(r["engine"], r.get("threads", 1))][float(r["sparsity"])].append(float(r["step_ms"]))
+    cfg = rows[0]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (eng, thr), pts in sorted(series.items()):
+        xs = sorted(pts)
+        ax.plot(xs, [statistics.median(pts[x]) for x in xs], marker="o", label=f"{eng}, {thr} thr")
+    ax.set_xlabel("sparsity (fraction of the 7 non-none ops pruned)")
+    ax.set_ylabel("search step (ms, median)")
+    ax.set_yscale("log")
+    ax.set_title(f"search step: C={cfg.get('C')} layers={cfg.get('layers')} batch={cfg.get('batch')} "
+                 f"hw={cfg.get('hw')}", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    png = os.path.join(out, os.path.splitext(os.path.basename(path))[0] + "_step_vs_sparsity.png")
+    fig.savefig(png, dpi=120)
+    print(png)
+
+
+def plot_run(run_dir, out):
+    rows = [r for r in read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
+            if r.get("stage", "search") == "search" and "epoch" in r]
+    if not rows:
+        sys.exit(f"{run_dir}/metrics.jsonl: no search-stage epoch lines")
+    ep = [r["epoch"] for r in rows]
+    secs = [r.get("epoch_seconds", r.get("seconds", 0.0)) for r in rows]
+    fig, ax1 = plt.subplots(figsize=(6, 4))
+    ax1.bar(ep, secs, color="tab:gray", alpha=0.6, label="epoch time (s)")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("epoch time (s)")
+    ax2 = ax1.twinx()
+    for kind, color in (("normal", "tab:blue"), ("reduce", "tab:orange")):
+        vals = [r.get("alive_ops", {}).get(kind) for r in rows]
+        if any(v is not None for v in vals):
+            ax2.plot(ep, vals, marker="o", color=color, label=f"alive ops ({kind})")
+    ax2.set_ylabel("alive ops (all edges)")
+    ax2.set_ylim(bottom=0)
+    h1, l1 = ax1.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax1.legend(h1 + h2, l1 + l2, loc="upper right", fontsize=8)
+    ax1.set_title(f"search run: {os.path.basename(os.path.abspath(run_dir))}", fontsize=9)
+    fig.tight_layout()
+    png = os.path.join(out, "epoch_time_alive_ops.png")
+    fig.savefig(png, dpi=120)
+    print(png)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("bench")
+    b.add_argument("file")
+    b.add_argument("--out")
+    r = sub.add_parser("run")
+    r.add_argument("run_dir")
+    r.add_argument("--out")
+    a = p.parse_args()
+    if a.cmd == "bench":
+        out = a.out or os.path.dirname(os.path.abspath(a.file))
+        os.makedirs(out, exist_ok=True)
+        plot_bench(a.file, out)
+    else:
+        out = a.out or a.run_dir
+        os.makedirs(out, exist_ok=True)
+        plot_run(a.run_dir, out)
+
+
+if __name__ == "__main__":
+    main()
