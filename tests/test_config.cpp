@@ -37,7 +37,7 @@ TEST_CASE("config defaults and values", "[config]") {
   CHECK(c.search.seed == 11);  // run.seed drives the search
 }
 
-TEST_CASE("--set overrides any key, including new sections", "[config]") {
+TEST_CASE("config: --set overrides any key, including new sections", "[config]") {
   auto c = parse_config("search:\n  epochs: 7\n", "a.yaml",
                         {"search.epochs=3", "search.network.C=4", "space.primitives=[none, skip_connect]",
                          "run.out=/tmp/x"});
