@@ -114,6 +114,7 @@ int run_main(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // live logs when stdout is a file or pipe
   try {
     Args a = parse_args(argc, argv);
     if (a.help) {
