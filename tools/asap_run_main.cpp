@@ -3,6 +3,7 @@
 // one YAML file. Exit codes: 0 success, 2 bad command line or config, 3 data/file/checkpoint
 // problem, 4 non-finite loss, 5 device error, 1 anything else. Errors are one line on stderr.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -61,6 +62,19 @@ Args parse_args(int argc, char** argv) {
   return a;
 }
 
+// Epoch time and alive ops per epoch as PNGs, when /usr/bin/python3 has matplotlib. Optional:
+// a missing plotter is one line of advice, never an error.
+void plot_run(const std::string& out) {
+  const std::string script = std::string(ASAP_SOURCE_DIR) + "/benchmarks/plot.py";
+  if (!fs::exists(script) || !fs::exists("/usr/bin/python3")) return;
+  if (std::system("/usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1") != 0) {
+    std::printf("plots: skipped (apt-get install python3-matplotlib for PNGs of epoch time and alive ops)\n");
+    return;
+  }
+  const std::string cmd = "/usr/bin/python3 '" + script + "' run '" + out + "' >/dev/null 2>&1";
+  if (std::system(cmd.c_str()) != 0) std::printf("plots: %s failed (the run itself is fine)\n", script.c_str());
+}
+
 int run_main(const Args& a) {
   const bool resume = !a.resume.empty();
   if (resume && !fs::is_directory(a.resume)) throw IoError("--resume " + a.resume + ": no such run folder");
@@ -107,6 +121,7 @@ int run_main(const Args& a) {
     std::printf("test accuracy %.4f (loss %.4f), %lld parameters\n", t.test_accuracy, t.test_loss,
                 (long long)t.parameters);
   }
+  if (cfg.run.plots) plot_run(out);
   std::printf("run folder: %s\n", out.c_str());
   return 0;
 }
