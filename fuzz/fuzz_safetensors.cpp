@@ -6,6 +6,8 @@
 #include <cstring>
 #include <string>
 
+#include <unistd.h>
+
 #include "engine/error.h"
 #include "engine/io/safetensors.h"
 #include "fuzz_util.h"
@@ -37,12 +39,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_ASSERT(total == size - 8 - header, "tensors cover the data section");
 
   // Round trip through the writer (atomic save into a tmpfs folder made once per process).
-  static const std::string dir = [] {
-    char tmpl[] = "/dev/shm/asap_fuzz_st_XXXXXX";
-    const char* d = ::mkdtemp(tmpl);
-    return std::string(d ? d : "/tmp");
-  }();
-  const std::string copy = dir + "/copy.safetensors";
+  struct ScratchDir {  // removed at exit, so runs leave nothing behind in /dev/shm
+    std::string path;
+    ScratchDir() {
+      char tmpl[] = "/dev/shm/asap_fuzz_st_XXXXXX";
+      if (!::mkdtemp(tmpl)) std::abort();
+      path = tmpl;
+    }
+    ~ScratchDir() {
+      ::unlink((path + "/copy.safetensors").c_str());
+      ::rmdir(path.c_str());
+    }
+  };
+  static const ScratchDir dir;
+  const std::string copy = dir.path + "/copy.safetensors";
   SafetensorsFile back;
   try {
     save_safetensors(copy, st.tensors, st.metadata);
