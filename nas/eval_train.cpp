@@ -25,7 +25,7 @@ void TrainConfig::validate() const {
 
 nlohmann::json to_json(const TrainEpochStats& s) {
   return {{"epoch", s.epoch}, {"steps", s.steps}, {"loss", s.loss}, {"acc", s.acc},
-          {"lr", s.lr},       {"drop_path", s.drop_path}, {"seconds", s.seconds}};
+          {"lr", s.lr},       {"drop_path", s.drop_path}, {"seconds", s.seconds}, {"skipped", s.skipped}};
 }
 
 EvalTrainer::EvalTrainer(const Genotype& g, const TrainConfig& cfg, Device dev)
@@ -42,21 +42,32 @@ EvalTrainer::EvalTrainer(const Genotype& g, const TrainConfig& cfg, Device dev)
   opt_ = std::make_unique<SGD>(ps, cfg_.lr, cfg_.momentum, cfg_.weight_decay, false, names);
 }
 
-double EvalTrainer::train_step(const Batch& b, double* acc) {
+double EvalTrainer::train_step(const Batch& b, double* acc, bool* skipped) {
   ASAP_NVTX_RANGE("train/step");
   net_->train(true);
   Tensor x = b.x.device() == dev_ ? b.x : b.x.to(dev_);
   Tensor y = b.y.device() == dev_ ? b.y : b.y.to(dev_);
   opt_->zero_grad();
+  const std::vector<Tensor> bn_stats = cfg_.skip_nonfinite ? net_->snapshot_buffers() : std::vector<Tensor>();
   auto out = net_->forward_all(x);
   Tensor loss = ops::cross_entropy(out.logits, y);
   if (out.aux_logits.defined() && cfg_.aux_weight > 0)
     loss = ops::add(loss, ops::mul_scalar(ops::cross_entropy(out.aux_logits, y), cfg_.aux_weight));
   double l = loss.item();
-  if (!std::isfinite(l)) throw NumericError("train: non-finite loss at step " + std::to_string(step_));
-  backward(loss);
-  if (cfg_.grad_clip > 0) clip_grad_norm(weights_, cfg_.grad_clip);
-  opt_->step();
+  bool finite = std::isfinite(l);
+  if (finite) {
+    backward(loss);
+    const double norm = cfg_.grad_clip > 0 ? clip_grad_norm(weights_, cfg_.grad_clip) : grad_norm(weights_);
+    finite = std::isfinite(norm);
+    if (!finite && !cfg_.skip_nonfinite)
+      throw NumericError("train: non-finite gradient norm at step " + std::to_string(step_));
+  } else {
+    clear_tape();
+    if (!cfg_.skip_nonfinite) throw NumericError("train: non-finite loss at step " + std::to_string(step_));
+  }
+  if (finite) opt_->step();
+  else net_->restore_buffers(bn_stats);
+  if (skipped) *skipped = !finite;
   opt_->zero_grad();
   if (acc) *acc = accuracy(out.logits.detach(), y);
   ++step_;
@@ -76,15 +87,20 @@ TrainEpochStats EvalTrainer::run_epoch(const BatchSource& train) {
   Batch b;
   while (train(b)) {
     double acc = 0;
-    double l = train_step(b, &acc);
-    st.loss += l;
-    st.acc += acc;
+    bool skipped = false;
+    double l = train_step(b, &acc, &skipped);
     st.steps++;
+    if (skipped) {
+      st.skipped++;  // skip_nonfinite: the batch made no update
+    } else {
+      st.loss += l;
+      st.acc += acc;
+    }
     if (on_step) on_step(epoch_, step_, l);
   }
-  if (st.steps) {
-    st.loss /= st.steps;
-    st.acc /= st.steps;
+  if (const int64_t counted = st.steps - st.skipped; counted > 0) {
+    st.loss /= counted;
+    st.acc /= counted;
   }
   ++epoch_;
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

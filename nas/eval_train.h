@@ -26,6 +26,7 @@ struct TrainConfig {
   double aux_weight = 0.4;
   double drop_path_max = 0.2;
   uint64_t seed = 0;
+  bool skip_nonfinite = false;  // see SearchConfig::skip_nonfinite
   void validate() const;
 };
 
@@ -33,6 +34,7 @@ struct TrainEpochStats {
   int epoch = 0;
   int64_t steps = 0;
   double loss = 0, acc = 0, lr = 0, drop_path = 0, seconds = 0;
+  int64_t skipped = 0;  // batches skipped for non-finite values
 };
 nlohmann::json to_json(const TrainEpochStats& s);
 
@@ -40,7 +42,9 @@ class EvalTrainer {
  public:
   EvalTrainer(const Genotype& g, const TrainConfig& cfg, Device dev = Device::cpu());
   TrainEpochStats run_epoch(const BatchSource& train);
-  double train_step(const Batch& b, double* acc = nullptr);  // returns the total loss
+  // Returns the total loss; *skipped is set when a non-finite loss or gradient norm skipped the
+  // update (skip_nonfinite; otherwise that throws NumericError).
+  double train_step(const Batch& b, double* acc = nullptr, bool* skipped = nullptr);
   EvalStats evaluate(const BatchSource& src);
   bool finished() const { return epoch_ >= cfg_.epochs; }
   int epoch() const { return epoch_; }

@@ -90,4 +90,16 @@ bool Module::remove_child(const std::string& name) {
   return false;
 }
 
+std::vector<Tensor> Module::snapshot_buffers() const {
+  std::vector<Tensor> out;
+  for (const auto& nb : named_buffers()) out.push_back(nb.second.clone());
+  return out;
+}
+
+void Module::restore_buffers(const std::vector<Tensor>& snapshot) const {
+  auto bufs = named_buffers();
+  ASAP_CHECK(bufs.size() == snapshot.size(), "restore_buffers: the module's buffers changed");
+  for (size_t i = 0; i < bufs.size(); ++i) bufs[i].second.copy_(snapshot[i]);
+}
+
 }  // namespace asap::nas

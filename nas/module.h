@@ -26,6 +26,10 @@ class Module {
 
   std::vector<NamedTensor> named_parameters() const;
   std::vector<NamedTensor> named_buffers() const;
+  // Copies of every buffer (BN running statistics) and their restore: a batch skipped for
+  // non-finite values must not leave NaN in the running statistics its forward updated.
+  std::vector<Tensor> snapshot_buffers() const;
+  void restore_buffers(const std::vector<Tensor>& snapshot) const;
   std::vector<Tensor> parameters() const;
   int64_t parameter_count() const;
 

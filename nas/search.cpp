@@ -44,7 +44,7 @@ nlohmann::json to_json(const EpochStats& s) {
           {"train_loss", s.train_loss}, {"train_acc", s.train_acc}, {"val_loss", s.val_loss},
           {"val_acc", s.val_acc},   {"T", s.T},                 {"lr", s.lr},
           {"sparsity", s.sparsity}, {"seconds", s.seconds},     {"pruned", s.pruned},
-          {"converged", s.converged}};
+          {"converged", s.converged}, {"skipped", s.skipped}};
 }
 
 namespace {
@@ -103,15 +103,26 @@ StepInfo Searcher::step(const Batch& train, const Batch* val) {
     ASAP_NVTX_RANGE("search/weight_step");
     for (auto& a : net_->arch_parameters()) a.impl()->requires_grad = false;
     Tensor x = to_dev(train.x), y = to_dev(train.y);
+    const std::vector<Tensor> bn_stats = cfg_.skip_nonfinite ? net_->snapshot_buffers() : std::vector<Tensor>();
     w_opt_->zero_grad();
     Tensor logits = net_->forward(x);
     Tensor loss = ops::cross_entropy(logits, y);
     info.train_loss = loss.item();
-    if (!std::isfinite(info.train_loss))
-      throw NumericError("search: non-finite training loss at step " + std::to_string(step_));
-    backward(loss);
-    if (cfg_.grad_clip > 0) clip_grad_norm(weights_, cfg_.grad_clip);
-    w_opt_->step();
+    bool finite = std::isfinite(info.train_loss);
+    if (finite) {
+      backward(loss);
+      const double norm = cfg_.grad_clip > 0 ? clip_grad_norm(weights_, cfg_.grad_clip) : grad_norm(weights_);
+      finite = std::isfinite(norm);
+      if (!finite && !cfg_.skip_nonfinite)
+        throw NumericError("search: non-finite weight gradient norm at step " + std::to_string(step_));
+    } else {
+      clear_tape();
+      if (!cfg_.skip_nonfinite)
+        throw NumericError("search: non-finite training loss at step " + std::to_string(step_));
+    }
+    if (finite) w_opt_->step();
+    else net_->restore_buffers(bn_stats);
+    info.skipped = !finite;
     w_opt_->zero_grad();
     info.train_acc = accuracy(logits.detach(), y);
     for (auto& a : net_->arch_parameters()) a.impl()->requires_grad = true;
@@ -122,16 +133,27 @@ StepInfo Searcher::step(const Batch& train, const Batch* val) {
     if (freeze)
       for (auto& w : weights_) w.impl()->requires_grad = false;
     Tensor x = to_dev(val->x), y = to_dev(val->y);
+    const std::vector<Tensor> bn_stats = cfg_.skip_nonfinite ? net_->snapshot_buffers() : std::vector<Tensor>();
     a_opt_->zero_grad();
     Tensor logits = net_->forward(x);
     Tensor loss = ops::cross_entropy(logits, y);
     info.val_loss = loss.item();
-    backward(loss);
+    bool finite = std::isfinite(info.val_loss);
+    if (finite) {
+      backward(loss);
+      finite = std::isfinite(grad_norm(net_->arch_parameters()));
+    } else {
+      clear_tape();
+    }
     if (freeze)
       for (auto& w : weights_) w.impl()->requires_grad = true;
     else
       w_opt_->zero_grad();  // first order: the weight gradients of the val batch are discarded
-    a_opt_->step();
+    if (!finite && !cfg_.skip_nonfinite)
+      throw NumericError("search: non-finite validation loss or alpha gradient at step " + std::to_string(step_));
+    if (finite) a_opt_->step();
+    else net_->restore_buffers(bn_stats);
+    info.skipped = info.skipped || !finite;
     a_opt_->zero_grad();
     info.val_acc = accuracy(logits.detach(), y);
   }
@@ -175,19 +197,23 @@ EpochStats Searcher::run_epoch(const BatchSource& train, const BatchSource& val)
     info.pruned = static_cast<int>(events.size() - before);
     info.sparsity = net_->sparsity();
     st.steps++;
-    st.train_loss += info.train_loss;
-    st.train_acc += info.train_acc;
-    st.val_loss += info.val_loss;
-    st.val_acc += info.val_acc;
+    if (info.skipped) {
+      st.skipped++;
+    } else {
+      st.train_loss += info.train_loss;
+      st.train_acc += info.train_acc;
+      st.val_loss += info.val_loss;
+      st.val_acc += info.val_acc;
+    }
     if (on_step) on_step(info);
     if (cfg_.stop_when_converged && net_->converged()) break;
   }
   if (!warmup_now_ && !prune_each_step) prune_by_policy(events);
-  if (st.steps) {
-    st.train_loss /= st.steps;
-    st.train_acc /= st.steps;
-    st.val_loss /= st.steps;
-    st.val_acc /= st.steps;
+  if (const int64_t counted = st.steps - st.skipped; counted > 0) {
+    st.train_loss /= counted;
+    st.train_acc /= counted;
+    st.val_loss /= counted;
+    st.val_acc /= counted;
   }
   st.T = net_->temperature();
   st.sparsity = net_->sparsity();

@@ -41,6 +41,9 @@ struct SearchConfig {
   // The alpha step needs no weight gradients (first order): freeze weights during it so the
   // convs skip their weight-gradient kernels. Off reproduces DARTS's wasted work exactly.
   bool alpha_step_skips_weight_grads = true;
+  // Non-finite loss or gradient norm: false stops with asap::NumericError naming the step; true
+  // skips the batch (no update) and counts it (run.on_nan: skip_batch).
+  bool skip_nonfinite = false;
   void validate() const;  // throws asap::ConfigError naming the key
 };
 
@@ -52,6 +55,7 @@ struct StepInfo {
   double val_loss = 0, val_acc = 0;  // 0 during warm-up (no alpha step)
   double T = 0, lr = 0, sparsity = 0;
   int pruned = 0;  // ops pruned after this step
+  bool skipped = false;  // a non-finite loss/gradient skipped this batch
 };
 
 struct EpochStats {
@@ -61,6 +65,7 @@ struct EpochStats {
   double train_loss = 0, train_acc = 0, val_loss = 0, val_acc = 0;  // means over the epoch
   double T = 0, lr = 0, sparsity = 0, seconds = 0;
   int pruned = 0;
+  int64_t skipped = 0;  // batches skipped for non-finite values
   bool converged = false;
 };
 nlohmann::json to_json(const EpochStats& s);

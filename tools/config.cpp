@@ -152,7 +152,7 @@ void read_run(SectionReader r, RunSection& s) {
   r.get("threads", s.threads, 0, 4096);
   r.get("out", s.out);
   r.get("checkpoint_every", s.checkpoint_every, 1, kMaxInt);
-  r.get("on_nan", s.on_nan, {"stop"});
+  r.get("on_nan", s.on_nan, {"stop", "skip_batch"});
   r.get("progress", s.progress);
   r.get("plots", s.plots);
   r.finish();

@@ -50,7 +50,9 @@ struct RunSection {
   int threads = 0;              // CPU threads; 0 = all cores
   std::string out = "runs/default";
   int checkpoint_every = 1;     // epochs between checkpoints
-  std::string on_nan = "stop";  // stop: a non-finite loss ends the run naming epoch, step and checkpoint
+  // stop: a non-finite loss or gradient ends the run naming epoch, step and the last checkpoint;
+  // skip_batch: that batch makes no update and is counted in metrics ("skipped").
+  std::string on_nan = "stop";
   bool progress = true;         // progress bar on a terminal
   bool plots = true;            // PNG plots at the end when python3 + matplotlib exist
 };

@@ -83,6 +83,7 @@ SearchOutcome run_search_stage(const RunConfig& c, const std::string& out, Devic
   nas::SearchConfig sc = c.search;
   sc.net.in_channels = train_set->C;
   sc.net.num_classes = train_set->num_classes;
+  sc.skip_nonfinite = c.run.on_nan == "skip_batch";
   nas::Searcher searcher(sc, dev);
 
   double seconds_before = 0;
@@ -122,13 +123,11 @@ SearchOutcome run_search_stage(const RunConfig& c, const std::string& out, Devic
     int64_t done = 0;
     double loss_sum = 0, acc_sum = 0;
     searcher.on_step = [&](const nas::StepInfo& s) {
-      if (!std::isfinite(s.train_loss))
-        throw NumericError("non-finite training loss at search epoch " + std::to_string(s.epoch) + ", step " +
-                           std::to_string(s.step) + "; the last good checkpoint is " +
-                           (file_exists(ckpt) ? ckpt : std::string("(none yet)")));
-      ++done;
-      loss_sum += s.train_loss;
-      acc_sum += s.train_acc;
+      ++done;  // non-finite values never get here unless run.on_nan is skip_batch
+      if (!s.skipped) {
+        loss_sum += s.train_loss;
+        acc_sum += s.train_acc;
+      }
       char f[192];
       std::snprintf(f, sizeof f, "loss %.3f acc %.3f sparsity %.2f T %.3f theta %.3f", loss_sum / done,
                     acc_sum / done, s.sparsity, s.T, current_theta(searcher));
