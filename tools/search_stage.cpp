@@ -92,10 +92,11 @@ SearchOutcome run_search_stage(const RunConfig& c, const std::string& out, Devic
     searcher.load_state(tensors, state.at("searcher"));
     seconds_before = state.value("seconds", 0.0);
     const int done = searcher.epoch();
-    // Drop metrics of epochs after the checkpoint (and any train stage lines) so the files equal
-    // an uninterrupted run's; the prune log is rewritten from the restored annealer.
+    // Drop search metrics of epochs after the checkpoint so the file equals an uninterrupted run's
+    // (train-stage lines are the train stage's business); the prune log is rewritten from the
+    // restored annealer.
     filter_jsonl(metrics, [done](const nlohmann::json& j) {
-      return j.value("stage", "") == "search" && j.value("epoch", 1 << 30) < done;
+      return j.value("stage", "") != "search" || j.value("epoch", 1 << 30) < done;
     });
     std::string log;
     for (const auto& e : searcher.annealer().log()) log += nas::to_json(e).dump() + "\n";
