@@ -7,12 +7,12 @@
 #
 #   benchmarks/compare.sh                       # cpu-small, 2 threads, 2 rounds
 #   ROUNDS=3 THREADS=1 benchmarks/compare.sh
-#   BENCH=build-perf/tools/asap_bench C=8 LAYERS=5 BATCH=32 HW=28 CIN=1 STEPS=3 \
+#   BENCH=build/tools/asap_bench C=8 LAYERS=5 BATCH=32 HW=28 CIN=1 STEPS=3 \
 #     SPARSITY=0,0.43,0.71,0.86 benchmarks/compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BENCH=${BENCH:-build-perf/tools/asap_bench}
+BENCH=${BENCH:-build/tools/asap_bench}
 PY=${PY:-/usr/bin/python3}
 REF=${REF:-benchmarks/pytorch_reference.py}
 C=${C:-8}
