@@ -89,8 +89,13 @@ void relu_bwd_t(const Tensor& x, const Tensor& dy, Tensor& dx) {
   T* d = dx.data<T>();
   const int64_t n = x.numel();
   parallel_for(n, n > kParallelGrain, [&](int64_t lo_, int64_t hi_) {
+    // Load g[i] unconditionally: a conditional load cannot be speculated, so `a > 0 ? g[i] : 0`
+    // compiled to a branch per element (mispredicted half the time on activations) instead of a blend.
 #pragma omp simd
-    for (int64_t i = lo_; i < hi_; ++i) d[i] = a[i] > T(0) ? g[i] : T(0);
+    for (int64_t i = lo_; i < hi_; ++i) {
+      const T gv = g[i];
+      d[i] = a[i] > T(0) ? gv : T(0);
+    }
   });
 }
 void relu_bwd(const Tensor& x, const Tensor& dy, Tensor& dx) { ASAP_CPU_DISPATCH(x, relu_bwd_t, x, dy, dx); }

@@ -68,31 +68,64 @@ void maxpool_fwd_impl(const Tensor& x, Tensor& y, Tensor& argmax, const PoolGeom
         const int64_t h0 = std::max<int64_t>(hs, 0), h1 = std::min<int64_t>(hs + g.k, g.H);
         T* __restrict yr = yp + pl * out_plane + oh * g.Wo;
         int32_t* __restrict ar = ap + pl * out_plane + oh * g.Wo;
-        if (g.s != 1) {
-          // Strided: one window at a time with the running max in registers.
-          for (int64_t ow = 0; ow < g.Wo; ++ow) {
-            const int64_t ws = ow * g.s - g.p;
-            const int64_t w0 = std::max<int64_t>(ws, 0), w1 = std::min<int64_t>(ws + g.k, g.W);
-            T best = -std::numeric_limits<T>::infinity();
-            int32_t arg = static_cast<int32_t>(h0 * g.W + w0);  // valid even for an all -inf window
-            for (int64_t h = h0; h < h1; ++h) {
-              const T* xr = xpl + h * g.W;
-              for (int64_t w = w0; w < w1; ++w) {
-                const T v = xr[w];
-                const bool gt = (v > best) | (v != v);  // '|' not '||': no branch; NaN propagates
-                best = gt ? v : best;
-                arg = gt ? static_cast<int32_t>(h * g.W + w) : arg;
-              }
+        // One window at a time with the running max in registers: strided pools everywhere, and
+        // the border columns of stride-1 pools (where the window is clipped).
+        auto window = [&](int64_t ow) {
+          const int64_t ws = ow * g.s - g.p;
+          const int64_t w0 = std::max<int64_t>(ws, 0), w1 = std::min<int64_t>(ws + g.k, g.W);
+          T best = -std::numeric_limits<T>::infinity();
+          int32_t arg = static_cast<int32_t>(h0 * g.W + w0);  // valid even for an all -inf window
+          for (int64_t h = h0; h < h1; ++h) {
+            const T* xr = xpl + h * g.W;
+            for (int64_t w = w0; w < w1; ++w) {
+              const T v = xr[w];
+              const bool gt = (v > best) | (v != v);  // '|' not '||': no branch; NaN propagates
+              best = gt ? v : best;
+              arg = gt ? static_cast<int32_t>(h * g.W + w) : arg;
             }
+          }
+          yr[ow] = best;
+          ar[ow] = arg;
+        };
+        if (g.s != 1) {
+          for (int64_t ow = 0; ow < g.Wo; ++ow) window(ow);
+          continue;
+        }
+        if (g.k == 3 && h1 - h0 == 3) {
+          // 3x3, stride 1, all three rows inside the image (every row but the borders): interior
+          // columns are vectorised across output columns with the nine taps unrolled and the running
+          // max and index in registers; nothing is stored until the end. Taps go in scan order with
+          // strict '>', so the first maximum wins ties and NaN propagates, as in window().
+          const int64_t ilo = std::min<int64_t>(g.p, g.Wo);
+          const int64_t ihi = std::max<int64_t>(ilo, std::min<int64_t>(g.Wo, g.W - 3 + g.p + 1));
+          for (int64_t ow = 0; ow < ilo; ++ow) window(ow);
+          const int64_t W = g.W, c0 = h0 * g.W - g.p;
+          const T* base = xpl + c0;
+#pragma omp simd
+          for (int64_t ow = ilo; ow < ihi; ++ow) {
+            T best = -std::numeric_limits<T>::infinity();
+            int32_t arg = static_cast<int32_t>(c0 + ow);
+#define ASAP_MAXPOOL_TAP(r, c)                                                  \
+  {                                                                             \
+    const T v = base[(r) * W + ow + (c)];                                       \
+    const bool gt = (v > best) | (v != v);                                      \
+    best = gt ? v : best;                                                       \
+    arg = gt ? static_cast<int32_t>(c0 + (r) * W + ow + (c)) : arg;             \
+  }
+            ASAP_MAXPOOL_TAP(0, 0) ASAP_MAXPOOL_TAP(0, 1) ASAP_MAXPOOL_TAP(0, 2)
+            ASAP_MAXPOOL_TAP(1, 0) ASAP_MAXPOOL_TAP(1, 1) ASAP_MAXPOOL_TAP(1, 2)
+            ASAP_MAXPOOL_TAP(2, 0) ASAP_MAXPOOL_TAP(2, 1) ASAP_MAXPOOL_TAP(2, 2)
+#undef ASAP_MAXPOOL_TAP
             yr[ow] = best;
             ar[ow] = arg;
           }
+          for (int64_t ow = ihi; ow < g.Wo; ++ow) window(ow);
           continue;
         }
-        // Stride 1: row-wise over (kernel row, kernel column, output column) so the innermost loop is
-        // unit stride and vectorises with blends. Start from -inf pointing at the window's first valid
-        // tap, so an all -inf window still yields a valid index and strict '>' keeps the first maximum
-        // in scan order.
+        // Other stride-1 rows: row-wise over (kernel row, kernel column, output column) so the
+        // innermost loop is unit stride and vectorises with blends. Start from -inf pointing at the
+        // window's first valid tap, so an all -inf window still yields a valid index and strict '>'
+        // keeps the first maximum in scan order.
         for (int64_t ow = 0; ow < g.Wo; ++ow) {
           yr[ow] = -std::numeric_limits<T>::infinity();
           ar[ow] = static_cast<int32_t>(h0 * g.W + std::max<int64_t>(ow - g.p, 0));
@@ -103,7 +136,7 @@ void maxpool_fwd_impl(const Tensor& x, Tensor& y, Tensor& argmax, const PoolGeom
             const int64_t off = kw - g.p;
             const int64_t lo = g.ow_lo[kw], hi = g.ow_hi[kw];
             const int32_t base = static_cast<int32_t>(h * g.W + off);
-  #pragma omp simd
+#pragma omp simd
             for (int64_t ow = lo; ow < hi; ++ow) {
               const T v = xr[ow + off], b = yr[ow];
               const bool gt = (v > b) | (v != v);  // NaN propagates, as in PyTorch
