@@ -22,4 +22,9 @@ struct EvalStats {
 // Fraction of rows whose argmax equals the label (host-side; reads logits back).
 double accuracy(const Tensor& logits, const Tensor& labels);
 
+class Module;
+// Mean cross-entropy and accuracy of `net` over every batch of `src`, in eval mode (BN running
+// statistics) without a tape; batches are moved to `dev`. Leaves the module in training mode.
+EvalStats evaluate_classifier(Module& net, const BatchSource& src, Device dev);
+
 }  // namespace asap::nas

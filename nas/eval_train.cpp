@@ -108,26 +108,8 @@ TrainEpochStats EvalTrainer::run_epoch(const BatchSource& train) {
 }
 
 EvalStats EvalTrainer::evaluate(const BatchSource& src) {
-  NoGradGuard ng;
-  net_->eval();
-  EvalStats es;
-  Batch b;
-  double loss = 0, correct = 0;
-  while (src(b)) {
-    Tensor x = b.x.device() == dev_ ? b.x : b.x.to(dev_);
-    Tensor y = b.y.device() == dev_ ? b.y : b.y.to(dev_);
-    Tensor logits = net_->forward(x);
-    const int64_t n = x.dim(0);
-    loss += ops::cross_entropy(logits, y).item() * n;
-    correct += accuracy(logits, y) * n;
-    es.samples += n;
-  }
-  net_->train(true);
-  if (es.samples) {
-    es.loss = loss / es.samples;
-    es.acc = correct / es.samples;
-  }
-  return es;
+  ASAP_NVTX_RANGE("train/evaluate");
+  return evaluate_classifier(*net_, src, dev_);
 }
 
 std::map<std::string, Tensor> EvalTrainer::state_tensors() const {

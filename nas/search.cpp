@@ -39,6 +39,29 @@ double accuracy(const Tensor& logits, const Tensor& labels) {
   return n ? double(correct) / double(n) : 0.0;
 }
 
+EvalStats evaluate_classifier(Module& net, const BatchSource& src, Device dev) {
+  NoGradGuard ng;
+  net.eval();
+  EvalStats es;
+  Batch b;
+  double loss = 0, correct = 0;
+  while (src(b)) {
+    Tensor x = b.x.device() == dev ? b.x : b.x.to(dev);
+    Tensor y = b.y.device() == dev ? b.y : b.y.to(dev);
+    Tensor logits = net.forward(x);
+    const int64_t n = x.dim(0);
+    loss += ops::cross_entropy(logits, y).item() * n;
+    correct += accuracy(logits, y) * n;
+    es.samples += n;
+  }
+  net.train(true);
+  if (es.samples) {
+    es.loss = loss / es.samples;
+    es.acc = correct / es.samples;
+  }
+  return es;
+}
+
 nlohmann::json to_json(const EpochStats& s) {
   return {{"epoch", s.epoch},       {"steps", s.steps},         {"warmup", s.warmup},
           {"train_loss", s.train_loss}, {"train_acc", s.train_acc}, {"val_loss", s.val_loss},
@@ -229,25 +252,7 @@ EpochStats Searcher::run_epoch(const BatchSource& train, const BatchSource& val)
 
 EvalStats Searcher::evaluate(const BatchSource& src) {
   ASAP_NVTX_RANGE("search/evaluate");
-  NoGradGuard ng;
-  net_->eval();
-  EvalStats es;
-  Batch b;
-  double loss = 0, correct = 0;
-  while (src(b)) {
-    Tensor x = to_dev(b.x), y = to_dev(b.y);
-    Tensor logits = net_->forward(x);
-    const int64_t n = x.dim(0);
-    loss += ops::cross_entropy(logits, y).item() * n;
-    correct += accuracy(logits, y) * n;
-    es.samples += n;
-  }
-  net_->train(true);
-  if (es.samples) {
-    es.loss = loss / es.samples;
-    es.acc = correct / es.samples;
-  }
-  return es;
+  return evaluate_classifier(*net_, src, dev_);
 }
 
 // ---------------------------------------------------------------------------- checkpoint state
