@@ -22,19 +22,7 @@ T_START=$(date +%s)
 since() { echo $(( $(date +%s) - $1 )); }
 
 # ------------------------------------------------------------------ dependencies
-bash tools/install_deps.sh
-pkgs=(clang libclang-rt-dev libomp-dev python3)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+bash tools/install_deps.sh clang libclang-rt-dev libomp-dev
 
 # Sanitizers: stop at the first report so it fails the test instead of scrolling past.
 export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
