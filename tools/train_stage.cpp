@@ -162,14 +162,12 @@ TrainOutcome run_train_stage(const RunConfig& c, const nas::Genotype& g, const s
     }
     line["peak_mem_mb"] = peak_memory_mb(dev);
     append_jsonl(metrics, line);
+    char test_part[64] = "";
+    if (line.contains("val_acc"))
+      std::snprintf(test_part, sizeof test_part, " | test loss %.3f acc %.4f", last_eval.loss, last_eval.acc);
     char summary[200];
     std::snprintf(summary, sizeof summary, "done in %s: train loss %.3f acc %.3f | lr %.4f | drop-path %.3f%s",
-                  format_seconds(st.seconds).c_str(), st.loss, st.acc, st.lr, st.drop_path,
-                  line.contains("val_acc")
-                      ? (" | test loss " + std::to_string(last_eval.loss).substr(0, 5) + " acc " +
-                         std::to_string(last_eval.acc).substr(0, 6))
-                            .c_str()
-                      : "");
+                  format_seconds(st.seconds).c_str(), st.loss, st.acc, st.lr, st.drop_path, test_part);
     bar.finish(summary);
     if (last || (epoch + 1) % c.run.checkpoint_every == 0) {
       nlohmann::json state = {{"trainer", trainer.state_json()}, {"seconds", elapsed()}};
