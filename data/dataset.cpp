@@ -1,6 +1,8 @@
 // Data set names, defaults and file lookup: the only place that knows where files live.
 #include "data/dataset.h"
 
+#include <sys/stat.h>
+
 #include "data/cifar.h"
 #include "data/idx.h"
 #include "data/read_bytes.h"
@@ -60,10 +62,24 @@ std::string join(const std::string& folder, const std::string& file) {
   return folder.back() == '/' ? folder + file : folder + "/" + file;
 }
 
+// Something at `path` that is not a regular file (a folder, FIFO, device, dangling link) is an
+// error of its own: "not found, install it" would send the user the wrong way.
+void require_regular_if_present(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return;  // absent: the caller's "not found" message
+  if (::stat(path.c_str(), &st) != 0) throw IoError(path + ": a dangling symbolic link, not a data file");
+  if (S_ISREG(st.st_mode)) return;
+  const char* what = S_ISDIR(st.st_mode) ? "a folder" : S_ISFIFO(st.st_mode) ? "a FIFO" :
+                     S_ISSOCK(st.st_mode) ? "a socket" : "a device or other special file";
+  throw IoError(path + ": not a regular file (" + what + "); a data file must be a regular file");
+}
+
 // "<stem>.gz" first, then the raw "<stem>"; empty when neither exists.
 std::string find_idx(const std::string& folder, const std::string& stem) {
-  for (const std::string& cand : {join(folder, stem + ".gz"), join(folder, stem)})
+  for (const std::string& cand : {join(folder, stem + ".gz"), join(folder, stem)}) {
+    require_regular_if_present(cand);
     if (file_exists(cand)) return cand;
+  }
   return {};
 }
 
@@ -88,8 +104,10 @@ Dataset load_idx_split(DatasetKind kind, const std::string& folder, SplitKind sp
 
 // Accepts the folder itself or the subfolder the official tarball extracts to.
 std::string cifar_dir(const std::string& folder, const char* sub, const std::string& probe) {
+  require_regular_if_present(join(folder, probe));
   if (file_exists(join(folder, probe))) return folder;
   std::string nested = join(folder, sub);
+  require_regular_if_present(join(nested, probe));
   if (file_exists(join(nested, probe))) return nested;
   return {};
 }
@@ -108,11 +126,13 @@ Dataset load_cifar_split(DatasetKind kind, const std::string& folder, SplitKind 
   const char* sub = c10 ? "cifar-10-batches-bin" : "cifar-100-binary";
   std::string dir = cifar_dir(folder, sub, names[0]);
   std::string missing;
-  for (const auto& n : names)
+  for (const auto& n : names) {
+    if (!dir.empty()) require_regular_if_present(join(dir, n));
     if (dir.empty() || !file_exists(join(dir, n))) {
       missing = n;
       break;
     }
+  }
   if (!missing.empty()) {
     if (c10)
       throw IoError("CIFAR-10 not found: no " + join(folder, missing) + "; expected the binary version (" +
@@ -131,6 +151,9 @@ Dataset load_cifar_split(DatasetKind kind, const std::string& folder, SplitKind 
 
 Dataset load_dataset(DatasetKind kind, const std::string& folder_in, SplitKind split) {
   const std::string folder = folder_in.empty() ? default_dataset_folder(kind) : folder_in;
+  struct stat st;
+  if (::stat(folder.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
+    throw IoError("data folder " + folder + ": not a folder (data.root names the folder holding the files)");
   if (kind == DatasetKind::FashionMnist || kind == DatasetKind::Mnist) return load_idx_split(kind, folder, split);
   return load_cifar_split(kind, folder, split);
 }

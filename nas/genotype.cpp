@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "engine/error.h"
+#include "engine/io/process.h"
 #include "nas/primitives.h"
 
 namespace asap::nas {
@@ -378,16 +379,24 @@ std::string to_dot(const Genotype& g, CellType t) {
   return os.str();
 }
 
-bool write_cell_pictures(const Genotype& g, CellType t, const std::string& path_stem) {
+bool write_cell_pictures(const Genotype& g, CellType t, const std::string& path_stem, std::string* warning) {
   const std::string dot_path = path_stem + ".dot";
   {
     std::ofstream f(dot_path);
     if (!f) throw IoError("cannot write " + dot_path);
     f << to_dot(g, t);
   }
-  if (std::system("command -v dot >/dev/null 2>&1") != 0) return false;
-  const std::string cmd = "dot -Tpng '" + dot_path + "' -o '" + path_stem + ".png' 2>/dev/null";
-  return std::system(cmd.c_str()) == 0;
+  auto warn = [&](const std::string& w) {
+    if (warning) *warning = w;
+    return false;
+  };
+  if (!program_available("dot")) return warn("dot not found; install graphviz (apt-get install graphviz) for PNGs");
+  // An argument vector, never a shell: the run folder may hold any character. A leading '-'
+  // would read as an option, so such relative paths get "./" in front.
+  auto arg = [](const std::string& p) { return !p.empty() && p[0] == '-' ? "./" + p : p; };
+  const ProgramResult r = run_program({"dot", "-Tpng", "-o", arg(path_stem + ".png"), arg(dot_path)});
+  if (!r.ok()) return warn("dot -Tpng " + dot_path + " failed (" + r.summary() + ")");
+  return true;
 }
 
 }  // namespace asap::nas

@@ -56,8 +56,10 @@ nlohmann::json to_json(const Genotype& g);
 Genotype genotype_from_json(const nlohmann::json& j);
 
 std::string to_dot(const Genotype& g, CellType t);
-// Writes <path_stem>.dot and, when the `dot` binary is on PATH, <path_stem>.png. Returns true
-// when the PNG was written.
-bool write_cell_pictures(const Genotype& g, CellType t, const std::string& path_stem);
+// Writes <path_stem>.dot and, when the `dot` binary is on PATH, <path_stem>.png (Graphviz started
+// with an argument vector, no shell). Returns true when the PNG was written; otherwise *warning
+// (when given) says why: dot missing, or its exit status and last output line.
+bool write_cell_pictures(const Genotype& g, CellType t, const std::string& path_stem,
+                         std::string* warning = nullptr);
 
 }  // namespace asap::nas

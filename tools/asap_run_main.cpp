@@ -2,6 +2,7 @@
 // Runs an ASAP search, derives the cell, trains the evaluation network and evaluates it, all from
 // one YAML file. Exit codes: 0 success, 2 bad command line or config, 3 data/file/checkpoint
 // problem, 4 non-finite loss, 5 device error, 1 anything else. Errors are one line on stderr.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -9,7 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "data/split.h"
 #include "engine/error.h"
+#include "engine/io/process.h"
+#include "tools/interrupt.h"
 #include "tools/config.h"
 #include "tools/run_files.h"
 #include "tools/search_stage.h"
@@ -63,53 +67,170 @@ Args parse_args(int argc, char** argv) {
 }
 
 // Epoch time and alive ops per epoch as PNGs, when /usr/bin/python3 has matplotlib. Optional:
-// a missing plotter is one line of advice, never an error.
+// a missing plotter or a failing plot is one line of advice, never an error. Started with an
+// argument vector (no shell); the folder is passed absolute so it can never read as an option.
 void plot_run(const std::string& out) {
   const std::string script = std::string(ASAP_SOURCE_DIR) + "/benchmarks/plot.py";
-  if (!fs::exists(script) || !fs::exists("/usr/bin/python3")) return;
-  if (std::system("/usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1") != 0) {
+  const std::string python = "/usr/bin/python3";
+  if (!fs::exists(script) || !program_available(python)) return;
+  if (!run_program({python, "-c", "import matplotlib"}).ok()) {
     std::printf("plots: skipped (apt-get install python3-matplotlib for PNGs of epoch time and alive ops)\n");
     return;
   }
-  const std::string cmd = "/usr/bin/python3 '" + script + "' run '" + out + "' >/dev/null 2>&1";
-  if (std::system(cmd.c_str()) != 0) std::printf("plots: %s failed (the run itself is fine)\n", script.c_str());
+  const ProgramResult r = run_program({python, script, "run", fs::absolute(out).string()});
+  if (!r.ok()) std::printf("plots: %s failed (%s); the run itself is fine\n", script.c_str(), r.summary().c_str());
 }
 
-int run_main(const Args& a) {
+std::string path_in(const std::string& dir, const char* name) { return (fs::path(dir) / name).string(); }
+
+// --resume: the run folder's config.yaml is what runs. A CONFIG or --set may only change the keys
+// that do not change what is computed; anything else is refused, listing the keys.
+run::RunConfig resume_config(const Args& a) {
+  const std::string recorded_path = path_in(a.resume, "config.yaml");
+  if (!fs::is_regular_file(recorded_path))
+    throw IoError("--resume " + a.resume + ": no config.yaml in it, so it is not an asap_run folder");
+  run::RunConfig recorded = run::load_config(recorded_path);
+  run::RunConfig asked = run::load_config(a.config.empty() ? recorded_path : a.config, a.sets);
+  recorded.run.out = asked.run.out = a.resume;  // --resume names the folder
+  std::string refused;
+  for (const std::string& k : run::changed_keys(recorded, asked)) {
+    const auto& ok = run::resume_changeable_keys();
+    if (std::find(ok.begin(), ok.end(), k) == ok.end()) refused += (refused.empty() ? "" : ", ") + k;
+  }
+  if (!refused.empty())
+    throw ConfigError("--resume " + a.resume + ": " + (a.config.empty() ? std::string("--set") : a.config) +
+                      " changes " + refused + " of the recorded " + recorded_path +
+                      "; a resume runs what the folder recorded (only run.threads, run.progress and run.plots "
+                      "may change); start a new run with --out for other values");
+  recorded.run.threads = asked.run.threads;
+  recorded.run.progress = asked.run.progress;
+  recorded.run.plots = asked.run.plots;
+  return recorded;
+}
+
+bool wants_search(const Args& a) { return a.stage == "search" || a.stage == "all"; }
+bool wants_train(const Args& a) { return a.stage == "train" || a.stage == "all"; }
+
+// Everything that can be checked before any work: the genotype of the train stage, and the data
+// of every stage that will run (train and test sets present, non-empty, of one shape).
+void validate_inputs(const run::RunConfig& cfg, const Args& a, const std::string& out) {
+  if (wants_train(a) && (!cfg.train.genotype.empty() || a.stage == "train")) run::resolve_genotype(cfg, out);
+  const auto train = run::stage_dataset(cfg, data::SplitKind::Train);
+  const std::string root = cfg.data.root.empty() ? data::default_dataset_folder(data::parse_dataset_kind(cfg.data.dataset))
+                                                 : cfg.data.root;
+  if (wants_search(a)) {
+    data::TrainValSplit split = data::split_train_val(train->size(), cfg.data.train_portion, false, 0, cfg.data.subset);
+    if (split.val.empty())
+      throw ConfigError(cfg.source + ": key 'data.train_portion': " + std::to_string(cfg.data.train_portion) +
+                        " of " + std::to_string(split.train.size()) + " training images leaves none for the alpha steps");
+  }
+  if (!wants_train(a)) return;
+  if (train->size() == 0) throw IoError("data folder " + root + ": the train set holds no images");
+  const auto test = run::stage_dataset(cfg, data::SplitKind::Test);
+  if (test->size() == 0)
+    throw IoError("data folder " + root + ": the test set holds no images; test accuracy would mean nothing");
+  if (test->C != train->C || test->H != train->H || test->W != train->W)
+    throw IoError("data folder " + root + ": test images are " + std::to_string(test->C) + "x" +
+                  std::to_string(test->H) + "x" + std::to_string(test->W) + " but train images " +
+                  std::to_string(train->C) + "x" + std::to_string(train->H) + "x" + std::to_string(train->W));
+  if (test->num_classes != train->num_classes)
+    throw IoError("data folder " + root + ": the test set has " + std::to_string(test->num_classes) +
+                  " classes, the train set " + std::to_string(train->num_classes));
+}
+
+struct ResumeState {
+  bool search_ckpt = false, search_done = false, train_ckpt = false, train_done = false;
+};
+
+// On --resume, before any work: every checkpoint verified (checksum, state schema), and no stage
+// may start over while the folder holds its results (that would overwrite them).
+ResumeState verify_resume(const run::RunConfig& cfg, const Args& a, const std::string& out) {
+  ResumeState r;
+  const std::string sc = path_in(out, "checkpoints/search.safetensors");
+  const std::string tc = path_in(out, "checkpoints/train.safetensors");
+  if (fs::exists(sc)) {
+    r.search_ckpt = true;
+    r.search_done = run::load_checkpoint(sc, run::search_schema(cfg)).state.at("completed").get<bool>();
+    if (r.search_done) run::read_searched_genotype(out);
+  }
+  nlohmann::json summary = nlohmann::json::object();
+  const std::string sp = path_in(out, "summary.json");
+  if (fs::exists(sp)) {
+    summary = nlohmann::json::parse(run::read_file(sp), nullptr, false);
+    if (!summary.is_object()) throw IoError(sp + ": not a JSON object (the run folder is damaged)");
+  }
+  if (fs::exists(tc)) {
+    r.train_ckpt = true;
+    const run::Checkpoint t = run::load_checkpoint(tc, run::train_schema(cfg));
+    r.train_done = t.state["trainer"]["epoch"].get<int>() == cfg.train.epochs && summary.contains("test_accuracy");
+  }
+  const bool has_genotype = fs::exists(path_in(out, "genotype.json")) || fs::exists(path_in(out, "genotype.txt"));
+  if (wants_search(a) && !r.search_ckpt && (has_genotype || r.train_ckpt || summary.contains("search_seconds")))
+    throw IoError(sc + " is missing but " + out +
+                  " holds the search's results; a new search would overwrite them (nothing was changed)");
+  if (wants_train(a) && !r.train_ckpt && summary.contains("test_accuracy"))
+    throw IoError(tc + " is missing but " + out +
+                  "/summary.json holds the train stage's results; a new training would overwrite them (nothing was changed)");
+  return r;
+}
+
+int run_main(const Args& a, std::string& out_dir) {
   const bool resume = !a.resume.empty();
   if (resume && !fs::is_directory(a.resume)) throw IoError("--resume " + a.resume + ": no such run folder");
-  std::string cfg_path = a.config;
-  if (cfg_path.empty()) cfg_path = (fs::path(a.resume) / "config.yaml").string();
-  run::RunConfig cfg = run::load_config(cfg_path, a.sets);
+  run::RunConfig cfg = resume ? resume_config(a) : run::load_config(a.config, a.sets);
+  const std::string cfg_path = resume ? path_in(a.resume, "config.yaml") : a.config;
   const std::string out = resume ? a.resume : (a.out.empty() ? cfg.run.out : a.out);
   cfg.run.out = out;
+  out_dir = out;
+  validate_inputs(cfg, a, out);
 
-  if (!resume && (fs::exists(fs::path(out) / "checkpoints/search.safetensors") ||
-                  fs::exists(fs::path(out) / "checkpoints/train.safetensors"))) {
-    throw IoError("run folder " + out + " already holds a run; continue it with --resume " + out +
-                  " or choose another --out (nothing was changed)");
-  }
   run::prepare_out_dir(out);
-  if (!resume || !run::file_exists((fs::path(out) / "config.yaml").string()))
-    run::write_file_atomic((fs::path(out) / "config.yaml").string(), run::to_yaml(cfg));
+  run::RunLock lock(out);  // held until the run ends; a second writer is refused
+  if (!resume) {
+    const std::vector<std::string> held = run::run_files_in(out);
+    if (!held.empty()) {
+      std::string list;
+      for (const auto& f : held) list += (list.empty() ? "" : ", ") + f;
+      throw IoError("run folder " + out + " already holds a run (" + list + "); continue it with --resume " + out +
+                    " or choose another --out (nothing was changed)");
+    }
+  }
+  for (const std::string& f : run::remove_stale_temporaries(out))
+    std::printf("removed %s (a temporary file of an interrupted write)\n", f.c_str());
+  ResumeState rs;
+  if (resume) {
+    rs = verify_resume(cfg, a, out);
+    if ((!wants_search(a) || rs.search_done) && (!wants_train(a) || rs.train_done)) {
+      std::string acc;
+      if (rs.train_done) {
+        const nlohmann::json s = nlohmann::json::parse(run::read_file(path_in(out, "summary.json")));
+        acc = ", test accuracy " + s["test_accuracy"].dump();
+      }
+      std::printf("run folder %s is complete (%s); checkpoints verified%s; nothing changed\n", out.c_str(),
+                  a.stage.c_str(), acc.c_str());
+      return 0;
+    }
+  } else {
+    run::write_file_atomic(path_in(out, "config.yaml"), run::to_yaml(cfg));
+  }
 
   run::apply_threads(cfg.run.threads);
   const Device dev = run::resolve_device(cfg.run.device);
   std::printf("asap_run: %s -> %s on %s\n", cfg_path.c_str(), out.c_str(), dev.str().c_str());
 
   nlohmann::json summary = {{"config", cfg_path}, {"device", dev.str()}, {"seed", cfg.run.seed}};
-  const std::string summary_path = (fs::path(out) / "summary.json").string();
+  const std::string summary_path = path_in(out, "summary.json");
   if (resume && run::file_exists(summary_path)) {
     nlohmann::json old = nlohmann::json::parse(run::read_file(summary_path), nullptr, false);
     if (old.is_object()) summary.update(old);
   }
-  if (a.stage == "search" || a.stage == "all") {
+  if (wants_search(a)) {
     run::SearchOutcome s = run::run_search_stage(cfg, out, dev, resume);
     summary["search_seconds"] = s.seconds;
     summary["genotype"] = nas::to_text(s.genotype);
     run::write_file_atomic(summary_path, summary.dump(2) + "\n");
   }
-  if (a.stage == "train" || a.stage == "all") {
+  if (wants_train(a)) {
     nas::Genotype g = run::resolve_genotype(cfg, out);
     run::TrainOutcome t = run::run_train_stage(cfg, g, out, dev, resume);
     summary["genotype"] = nas::to_text(g);
@@ -130,13 +251,19 @@ int run_main(const Args& a) {
 
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // live logs when stdout is a file or pipe
+  run::install_interrupt_handlers();
+  std::string out_dir;
   try {
     Args a = parse_args(argc, argv);
     if (a.help) {
       std::fputs(kUsage, stdout);
       return 0;
     }
-    return run_main(a);
+    return run_main(a, out_dir);
+  } catch (const run::Interrupted& e) {
+    std::fprintf(stderr, "asap_run: interrupted at epoch %d step %lld (%s stage); resume with: asap_run --resume %s\n",
+                 e.epoch, (long long)e.step, e.stage.c_str(), out_dir.c_str());
+    return 128 + e.signal;
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "asap_run: error: %s\n", e.what());
     if (std::strncmp(e.what(), "command line", 12) == 0) std::fputs(kUsage, stderr);

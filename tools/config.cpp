@@ -1,12 +1,20 @@
 #include "tools/config.h"
 
-#include <fstream>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <limits>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include <yaml-cpp/yaml.h>
 
 #include "engine/error.h"
+#include "nas/primitives.h"
 #include "tools/config_reader.h"
 
 namespace asap::run {
@@ -17,21 +25,27 @@ constexpr int kMaxInt = std::numeric_limits<int>::max();
 constexpr int64_t kMaxI64 = std::numeric_limits<int64_t>::max();
 
 // --set a.b.c=value: value is parsed as YAML so lists and numbers work ("[1, 2]", "0.1").
-void apply_override(YAML::Node& root, const std::string& file, const std::string& kv) {
+void apply_override(YAML::Node& root, const std::string& file, const std::string& kv,
+                    std::set<std::string>& overridden) {
   const auto eq = kv.find('=');
   if (eq == std::string::npos || eq == 0)
-    throw ConfigError(file + ": --set '" + kv + "': expected dotted.key=value");
+    throw ConfigError(file + ": --set '" + kv + "': expected dotted.key=value (from --set)");
   const std::string key = kv.substr(0, eq);
+  // "key=" would parse as YAML null, which every reader takes as "absent": the built-in default
+  // would come back silently.
+  if (kv.find_first_not_of(" \t", eq + 1) == std::string::npos)
+    throw ConfigError(file + ": key '" + key + "': --set '" + kv + "' gives no value (from --set)");
+  overridden.insert(key);
   YAML::Node value;
   try {
     value = YAML::Load(kv.substr(eq + 1));
   } catch (const YAML::Exception& e) {
-    throw ConfigError(file + ": --set '" + kv + "': value is not valid YAML: " + e.msg);
+    throw ConfigError(file + ": key '" + key + "': --set value is not valid YAML: " + e.msg + " (from --set)");
   }
   std::vector<std::string> parts;
   std::stringstream ss(key);
   for (std::string p; std::getline(ss, p, '.');) {
-    if (p.empty()) throw ConfigError(file + ": --set '" + kv + "': empty key segment");
+    if (p.empty()) throw ConfigError(file + ": --set '" + kv + "': empty key segment (from --set)");
     parts.push_back(p);
   }
   // Walk with fresh handles: assigning to a yaml-cpp Node handle would rebind, not descend.
@@ -39,10 +53,40 @@ void apply_override(YAML::Node& root, const std::string& file, const std::string
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
     YAML::Node next = chain.back()[parts[i]];
     if (next.IsDefined() && !next.IsNull() && !next.IsMap())
-      throw ConfigError(file + ": --set '" + kv + "': '" + parts[i] + "' is not a mapping");
+      throw ConfigError(file + ": --set '" + kv + "': '" + parts[i] + "' is not a mapping (from --set)");
     chain.push_back(next);
   }
   chain.back()[parts.back()] = value;
+}
+
+// yaml-cpp keeps the first of two equal keys and drops the second without a word; a repeated
+// key or section is almost always a merge mistake, so it is an error naming both lines.
+void reject_duplicate_keys(const YAML::Node& n, const std::string& path, const std::string& file) {
+  if (n.IsSequence())
+    for (const auto& e : n) reject_duplicate_keys(e, path, file);
+  if (!n.IsMap()) return;
+  std::map<std::string, int> lines;
+  for (const auto& kv : n) {
+    if (!kv.first.IsScalar()) continue;  // complex keys: SectionReader::finish() reports them
+    const std::string key = path.empty() ? kv.first.Scalar() : path + "." + kv.first.Scalar();
+    const int line = kv.first.Mark().line + 1;
+    auto [it, fresh] = lines.emplace(kv.first.Scalar(), line);
+    if (!fresh)
+      throw ConfigError(file + ":" + std::to_string(line) + ": key '" + key + "' appears twice (lines " +
+                        std::to_string(it->second) + " and " + std::to_string(line) + ")");
+    reject_duplicate_keys(kv.second, key, file);
+  }
+}
+
+// Dotted key -> scalar text (lists in flow form) of a config's YAML, for comparing two configs.
+void flatten(const YAML::Node& n, const std::string& path, std::map<std::string, std::string>& out) {
+  if (n.IsMap()) {
+    for (const auto& kv : n) flatten(kv.second, path.empty() ? kv.first.Scalar() : path + "." + kv.first.Scalar(), out);
+    return;
+  }
+  YAML::Emitter e;
+  e << YAML::Flow << n;
+  out[path] = e.c_str();
 }
 
 void read_data(SectionReader r, DataConfig& d) {
@@ -65,6 +109,12 @@ void read_space(SectionReader r, nas::SearchNetworkConfig& n) {
   r.get("primitives", n.primitives);
   r.get("nodes", n.nodes, 1, 16);
   r.finish();
+  if (n.primitives.empty()) n.primitives = nas::darts_primitives();
+  try {
+    nas::validate_primitive_list(n.primitives);
+  } catch (const Error& e) {
+    r.fail_key("primitives", e.what());
+  }
 }
 
 void read_search(SectionReader r, nas::SearchConfig& s) {
@@ -78,6 +128,16 @@ void read_search(SectionReader r, nas::SearchConfig& s) {
     n.get("stem_multiplier", s.net.stem_multiplier, 1, 16);
     n.get("reduction_cells", s.net.reduction_cells);
     n.finish();
+    std::vector<int>& rc = s.net.reduction_cells;
+    if (rc.empty()) rc = {s.net.layers / 3, 2 * s.net.layers / 3};
+    std::set<int> seen;
+    for (int i : rc) {
+      if (i < 0 || i >= s.net.layers)
+        n.fail_key("reduction_cells", std::to_string(i) + " is not a cell index in [0, " +
+                                          std::to_string(s.net.layers) + ") (search.network.layers is " +
+                                          std::to_string(s.net.layers) + ")");
+      if (!seen.insert(i).second) n.fail_key("reduction_cells", "cell " + std::to_string(i) + " is listed twice");
+    }
   }
   {
     SectionReader w = r.section("weights");
@@ -120,7 +180,7 @@ void read_search(SectionReader r, nas::SearchConfig& s) {
 
 void read_train(SectionReader r, TrainConfig& t) {
   r.get("genotype", t.genotype);
-  r.get("epochs", t.epochs, 0, 100000);
+  r.get("epochs", t.epochs, 1, 100000);
   r.get("batch_size", t.batch_size, 1, 1 << 20);
   r.get("eval_every", t.eval_every, 1, 100000);
   r.get("subset", t.subset, 0, kMaxI64);
@@ -155,6 +215,7 @@ void read_run(SectionReader r, RunSection& s) {
   r.get("on_nan", s.on_nan, {"stop", "skip_batch"});
   r.get("progress", s.progress);
   r.get("plots", s.plots);
+  r.get("tensorboard", s.tensorboard);
   r.finish();
 }
 
@@ -170,12 +231,14 @@ RunConfig parse_config(const std::string& text, const std::string& name, const s
   }
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap()) throw ConfigError(name + ": the top level must be a mapping of sections");
-  for (const auto& o : overrides) apply_override(root, name, o);
+  reject_duplicate_keys(root, "", name);
+  std::set<std::string> overridden;
+  for (const auto& o : overrides) apply_override(root, name, o, overridden);
 
   RunConfig c;
   c.source = name;
   try {
-    SectionReader top(root, "", c.source);
+    SectionReader top(root, "", c.source, &overridden);
     read_data(top.section("data"), c.data);
     read_space(top.section("space"), c.search.net);
     read_search(top.section("search"), c.search);
@@ -206,12 +269,58 @@ RunConfig parse_config(const std::string& text, const std::string& name, const s
   return c;
 }
 
+std::string read_config_text(const std::string& path) {
+  // O_NONBLOCK: a FIFO given as CONFIG must not hang the open; it is refused just below.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw ConfigError(path + ": cannot open the config file: " + std::strerror(errno));
+  struct stat st;
+  std::string text;
+  try {
+    if (::fstat(fd, &st) != 0) throw ConfigError(path + ": cannot stat the config file: " + std::strerror(errno));
+    if (S_ISDIR(st.st_mode))
+      throw ConfigError(path + ": is a folder, not a config file (to continue a run in it: asap_run --resume " +
+                        path + ")");
+    if (!S_ISREG(st.st_mode)) throw ConfigError(path + ": not a regular file (a config must be a YAML file)");
+    if (st.st_size > kMaxConfigBytes)
+      throw ConfigError(path + ": " + std::to_string(st.st_size) + " bytes; a config is at most " +
+                        std::to_string(kMaxConfigBytes) + " bytes (1 MiB)");
+    text.resize(static_cast<size_t>(st.st_size));
+    size_t done = 0;
+    while (done < text.size()) {
+      const ssize_t n = ::read(fd, &text[done], text.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw ConfigError(path + ": cannot read the config file: " + std::strerror(errno));
+      if (n == 0) break;
+      done += static_cast<size_t>(n);
+    }
+    text.resize(done);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+  return text;
+}
+
 RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError(path + ": cannot open the config file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_config(ss.str(), path, overrides);
+  return parse_config(read_config_text(path), path, overrides);
+}
+
+std::vector<std::string> changed_keys(const RunConfig& a, const RunConfig& b) {
+  std::map<std::string, std::string> fa, fb;
+  flatten(YAML::Load(to_yaml(a)), "", fa);
+  flatten(YAML::Load(to_yaml(b)), "", fb);
+  std::vector<std::string> changed;
+  for (const auto& [k, v] : fa) {
+    auto it = fb.find(k);
+    if (it == fb.end() || it->second != v) changed.push_back(k);
+  }
+  return changed;
+}
+
+const std::vector<std::string>& resume_changeable_keys() {
+  static const std::vector<std::string> keys{"run.threads", "run.progress", "run.plots"};
+  return keys;
 }
 
 std::string to_yaml(const RunConfig& c) {
@@ -306,6 +415,7 @@ std::string to_yaml(const RunConfig& c) {
   e << YAML::Key << "on_nan" << YAML::Value << c.run.on_nan;
   e << YAML::Key << "progress" << YAML::Value << c.run.progress;
   e << YAML::Key << "plots" << YAML::Value << c.run.plots;
+  e << YAML::Key << "tensorboard" << YAML::Value << c.run.tensorboard;
   e << YAML::EndMap;
   e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";

@@ -55,6 +55,7 @@ struct RunSection {
   std::string on_nan = "stop";
   bool progress = true;         // progress bar on a terminal
   bool plots = true;            // PNG plots at the end when python3 + matplotlib exist
+  bool tensorboard = false;     // RUN/tensorboard/ event files (docs/interop.md)
 };
 
 struct RunConfig {
@@ -65,6 +66,12 @@ struct RunConfig {
   std::string source;  // the file it came from (for messages)
 };
 
+// A config file is a regular file of at most this size (a folder, FIFO or device is refused).
+constexpr long kMaxConfigBytes = 1 << 20;
+
+// The text of a config file; throws asap::ConfigError when it is not a regular file, is larger
+// than kMaxConfigBytes or cannot be read.
+std::string read_config_text(const std::string& path);
 // Loads `path`, applies `--set` overrides ("dotted.key=value", value parsed as YAML) and validates.
 RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 // Same from YAML text (tests); `name` stands for the file in messages.
@@ -72,5 +79,11 @@ RunConfig parse_config(const std::string& yaml_text, const std::string& name,
                        const std::vector<std::string>& overrides = {});
 // The fully resolved config as YAML (written to the run folder as config.yaml).
 std::string to_yaml(const RunConfig& c);
+
+// Dotted keys whose resolved values differ between two configs (all keys of to_yaml), sorted.
+std::vector<std::string> changed_keys(const RunConfig& a, const RunConfig& b);
+// The keys a --resume may change (they do not change what is computed): run.threads,
+// run.progress, run.plots.
+const std::vector<std::string>& resume_changeable_keys();
 
 }  // namespace asap::run

@@ -7,20 +7,37 @@
 
 namespace asap::run {
 
-SectionReader::SectionReader(const YAML::Node& node, std::string path, const std::string& file)
-    : node_(node), path_(std::move(path)), file_(file) {
+SectionReader::SectionReader(const YAML::Node& node, std::string path, const std::string& file,
+                             const std::set<std::string>* overridden)
+    : node_(node), path_(std::move(path)), file_(file), overridden_(overridden) {
   if (node_ && !node_.IsNull() && !node_.IsMap())
     fail(node_, path_, "expected a mapping of keys");
+}
+
+bool SectionReader::from_set(const std::string& key) const {
+  if (!overridden_) return false;
+  // The key itself or a section above it was set on the command line.
+  for (size_t dot = 0;; ++dot) {
+    dot = key.find('.', dot);
+    if (overridden_->count(key.substr(0, dot))) return true;
+    if (dot == std::string::npos) return false;
+  }
 }
 
 std::string SectionReader::where(const YAML::Node& n, const std::string& key) const {
   std::ostringstream os;
   os << file_;
-  if (n && n.Mark().line >= 0)
-    os << ":" << n.Mark().line + 1;
+  // A --set value was parsed on its own: its marks point into the override, not into the file.
+  const bool set = from_set(key) || (n && n.Mark().line < 0);
+  if (!set && n && n.Mark().line >= 0) os << ":" << n.Mark().line + 1;
   os << ": key '" << key << "'";
-  if (n && n.Mark().line < 0) os << " (from --set)";
+  if (set) os << " (from --set)";
   return os.str();
+}
+
+void SectionReader::fail_key(const char* key, const std::string& what) const {
+  const YAML::Node& cn = node_;
+  fail(cn && cn.IsMap() ? cn[key] : YAML::Node(), full(key), what);
 }
 
 void SectionReader::fail(const YAML::Node& n, const std::string& key, const std::string& what) const {
@@ -79,6 +96,7 @@ void SectionReader::get(const char* key, std::vector<std::string>& out) {
   YAML::Node n = child(key);
   if (!n || n.IsNull()) return;
   if (!n.IsSequence()) fail(n, full(key), "expected a list of strings, got " + shown(n));
+  if (n.size() == 0) fail(n, full(key), "an empty list; omit the key for the default");
   std::vector<std::string> v;
   for (const auto& e : n) {
     std::string s;
@@ -92,6 +110,7 @@ void SectionReader::get(const char* key, std::vector<int>& out) {
   YAML::Node n = child(key);
   if (!n || n.IsNull()) return;
   if (!n.IsSequence()) fail(n, full(key), "expected a list of integers, got " + shown(n));
+  if (n.size() == 0) fail(n, full(key), "an empty list; omit the key for the default");
   std::vector<int> v;
   for (const auto& e : n) {
     int x;
@@ -142,7 +161,7 @@ void SectionReader::get(const char* key, uint64_t& out) {
 SectionReader SectionReader::section(const char* key) {
   YAML::Node n = child(key);
   if (n && !n.IsNull() && !n.IsMap()) fail(n, full(key), "expected a mapping, got " + shown(n));
-  return SectionReader(n ? n : YAML::Node(), full(key), file_);
+  return SectionReader(n ? n : YAML::Node(), full(key), file_, overridden_);
 }
 
 void SectionReader::finish() const {

@@ -12,7 +12,9 @@ namespace asap::run {
 
 class SectionReader {
  public:
-  SectionReader(const YAML::Node& node, std::string path, const std::string& file);
+  // `overridden`: dotted keys set by --set; errors under them say "(from --set)", not a line.
+  SectionReader(const YAML::Node& node, std::string path, const std::string& file,
+                const std::set<std::string>* overridden = nullptr);
 
   void get(const char* key, bool& out);
   void get(const char* key, std::string& out, const std::vector<std::string>& allowed = {});
@@ -29,7 +31,10 @@ class SectionReader {
 
   // "file:line: key 'a.b'" (or "file: key 'a.b' (from --set)" for overridden nodes).
   std::string where(const YAML::Node& n, const std::string& key) const;
+  bool from_set(const std::string& key) const;
   [[noreturn]] void fail(const YAML::Node& n, const std::string& key, const std::string& what) const;
+  // Fails naming `key` of this section (and its line) for checks that span several keys.
+  [[noreturn]] void fail_key(const char* key, const std::string& what) const;
 
  private:
   YAML::Node child(const char* key);
@@ -38,6 +43,7 @@ class SectionReader {
   YAML::Node node_;
   std::string path_;
   const std::string& file_;
+  const std::set<std::string>* overridden_;
   std::set<std::string> asked_;
 };
 

@@ -1,6 +1,7 @@
 #include "tools/run_files.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -104,6 +105,54 @@ void append_jsonl(const std::string& path, const nlohmann::json& line) {
     throw;
   }
   ::close(fd);
+}
+
+RunLock::RunLock(const std::string& dir) {
+  const std::string path = (fs::path(dir) / "asap_run.lock").string();
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd_ < 0) throw IoError(path + ": cannot open the run folder's lock file: " + std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char buf[32] = {0};
+    const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    if (err != EWOULDBLOCK) throw IoError(path + ": cannot lock: " + std::strerror(err));
+    std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    throw IoError("run folder " + dir + " is in use by another asap_run (PID " + (pid.empty() ? "unknown" : pid) +
+                  "); wait for it to finish or stop it (nothing was changed)");
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd_, 0) == 0) write_all(fd_, pid, path);
+}
+
+RunLock::~RunLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the flock; the file stays (unlinking it would race)
+}
+
+std::vector<std::string> run_files_in(const std::string& dir) {
+  std::vector<std::string> found;
+  for (const char* f : {"config.yaml", "metrics.jsonl", "prune_events.jsonl", "genotype.txt", "genotype.json",
+                        "summary.json", "checkpoints"}) {
+    std::error_code ec;
+    if (fs::symlink_status(fs::path(dir) / f, ec).type() != fs::file_type::not_found && !ec) found.push_back(f);
+  }
+  return found;
+}
+
+std::vector<std::string> remove_stale_temporaries(const std::string& dir) {
+  std::vector<std::string> removed;
+  for (const fs::path d : {fs::path(dir), fs::path(dir) / "checkpoints"}) {
+    std::error_code ec;
+    if (!fs::is_directory(d, ec)) continue;
+    for (const auto& e : fs::directory_iterator(d, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.find(".tmp.") == std::string::npos || !e.is_regular_file(ec)) continue;
+      if (fs::remove(e.path(), ec)) removed.push_back(e.path().string());
+    }
+  }
+  return removed;
 }
 
 void filter_jsonl(const std::string& path, const std::function<bool(const nlohmann::json&)>& keep) {

@@ -9,8 +9,10 @@
 #include "engine/error.h"
 #include "engine/nvtx.h"
 #include "nas/search.h"
+#include "tools/interrupt.h"
 #include "tools/progress.h"
 #include "tools/run_files.h"
+#include "tools/export/run_outputs.h"
 #include "tools/stage_common.h"
 
 namespace fs = std::filesystem;
@@ -45,10 +47,10 @@ int alive_ops(const nas::SearchNetwork& net, nas::CellType t) {
 void write_genotype_files(const nas::Genotype& g, const std::string& out) {
   write_file_atomic(path_in(out, "genotype.txt"), nas::to_text(g) + "\n");
   write_file_atomic(path_in(out, "genotype.json"), nas::to_json(g).dump(2) + "\n");
-  bool png = true;
-  png &= nas::write_cell_pictures(g, nas::CellType::Normal, path_in(out, "cell_normal"));
-  png &= nas::write_cell_pictures(g, nas::CellType::Reduce, path_in(out, "cell_reduce"));
-  if (!png) std::printf("cell pictures: DOT files written; install graphviz (apt-get install graphviz) for PNGs\n");
+  std::string warning;
+  if (!nas::write_cell_pictures(g, nas::CellType::Normal, path_in(out, "cell_normal"), &warning) ||
+      !nas::write_cell_pictures(g, nas::CellType::Reduce, path_in(out, "cell_reduce"), &warning))
+    std::printf("cell pictures: DOT files written, no PNGs: %s\n", warning.c_str());
 }
 
 }  // namespace
@@ -73,7 +75,7 @@ SearchOutcome run_search_stage(const RunConfig& c, const std::string& out, Devic
 
   // Data: the train split, halved into weight-train and alpha-validation parts (DARTS).
   const data::DatasetKind kind = data::parse_dataset_kind(c.data.dataset);
-  auto train_set = std::make_shared<const data::Dataset>(data::load_dataset(kind, c.data.root, data::SplitKind::Train));
+  auto train_set = stage_dataset(c, data::SplitKind::Train);
   data::TrainValSplit split = data::split_train_val(train_set->size(), c.data.train_portion, false, 0, c.data.subset);
   data::DataLoader train_loader(train_set, split.train,
                                 loader_options(c, kind, c.data.batch_size, c.run.seed * 1000 + 1, dev, true));
@@ -88,8 +90,8 @@ SearchOutcome run_search_stage(const RunConfig& c, const std::string& out, Devic
 
   double seconds_before = 0;
   if (resume && file_exists(ckpt)) {
-    auto [tensors, state] = load_checkpoint(ckpt);
-    searcher.load_state(tensors, state.at("searcher"));
+    auto [tensors, state] = load_checkpoint(ckpt, search_schema(c));
+    load_into_network(ckpt, [&, &tensors = tensors, &state = state] { searcher.load_state(tensors, state.at("searcher")); });
     seconds_before = state.value("seconds", 0.0);
     const int done = searcher.epoch();
     // Drop search metrics of epochs after the checkpoint so the file equals an uninterrupted run's
@@ -125,6 +127,7 @@ SearchOutcome run_search_stage(const RunConfig& c, const std::string& out, Devic
     double loss_sum = 0, acc_sum = 0;
     searcher.on_step = [&](const nas::StepInfo& s) {
       ++done;  // non-finite values never get here unless run.on_nan is skip_batch
+      check_interrupt("search", s.epoch, done);
       if (!s.skipped) {
         loss_sum += s.train_loss;
         acc_sum += s.train_acc;
@@ -164,6 +167,7 @@ SearchOutcome run_search_stage(const RunConfig& c, const std::string& out, Devic
     line["theta"] = current_theta(searcher);
     line["peak_mem_mb"] = peak_memory_mb(dev);
     append_jsonl(metrics, line);
+    exporting::after_search_epoch(c, out, searcher, line);  // alphas.jsonl, TensorBoard
     char summary[256];
     std::snprintf(summary, sizeof summary,
                   "done in %s: train loss %.3f acc %.3f | val loss %.3f acc %.3f | sparsity %.3f | T %.3f | %s",

@@ -2,9 +2,10 @@
 
 #include <omp.h>
 
+#include <mutex>
+
 #include "data/augment.h"
 #include "engine/error.h"
-#include "engine/io/safetensors.h"
 #include "engine/storage.h"
 
 namespace asap::run {
@@ -31,6 +32,18 @@ void apply_threads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);
 }
 
+std::shared_ptr<const data::Dataset> stage_dataset(const RunConfig& c, data::SplitKind split) {
+  static std::map<std::string, std::shared_ptr<const data::Dataset>> cache;
+  static std::mutex mu;
+  const std::string key = c.data.dataset + "\n" + c.data.root + "\n" + (split == data::SplitKind::Train ? "train" : "test");
+  std::lock_guard<std::mutex> lock(mu);
+  auto& slot = cache[key];
+  if (!slot)
+    slot = std::make_shared<const data::Dataset>(
+        data::load_dataset(data::parse_dataset_kind(c.data.dataset), c.data.root, split));
+  return slot;
+}
+
 data::LoaderOptions loader_options(const RunConfig& c, data::DatasetKind kind, int64_t batch_size, uint64_t seed,
                                    Device dev, bool train_augment, bool cutout) {
   data::LoaderOptions o;
@@ -47,21 +60,6 @@ data::LoaderOptions loader_options(const RunConfig& c, data::DatasetKind kind, i
     if (cutout) o.augment.cutout = c.data.cutout;
   }
   return o;
-}
-
-void save_checkpoint(const std::string& path, const std::map<std::string, Tensor>& tensors,
-                     const nlohmann::json& state) {
-  save_safetensors(path, tensors, {{"state", state.dump()}, {"format", "asap-checkpoint-v1"}});
-}
-
-std::pair<std::map<std::string, Tensor>, nlohmann::json> load_checkpoint(const std::string& path) {
-  SafetensorsFile f = load_safetensors(path);
-  auto it = f.metadata.find("state");
-  if (it == f.metadata.end() || f.metadata["format"] != "asap-checkpoint-v1")
-    throw IoError(path + ": not an asap checkpoint (metadata 'state'/'format' missing)");
-  nlohmann::json j = nlohmann::json::parse(it->second, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) throw IoError(path + ": checkpoint state is not valid JSON");
-  return {f.as_map(), j};
 }
 
 double peak_memory_mb(Device dev) {

@@ -9,9 +9,11 @@
 #include "engine/error.h"
 #include "engine/nvtx.h"
 #include "nas/eval_train.h"
+#include "tools/interrupt.h"
 #include "tools/progress.h"
 #include "tools/run_files.h"
 #include "tools/search_stage.h"
+#include "tools/export/run_outputs.h"
 #include "tools/stage_common.h"
 
 namespace fs = std::filesystem;
@@ -66,8 +68,8 @@ TrainOutcome run_train_stage(const RunConfig& c, const nas::Genotype& g, const s
   fs::create_directories(path_in(out, "checkpoints"));
 
   const data::DatasetKind kind = data::parse_dataset_kind(c.data.dataset);
-  auto train_set = std::make_shared<const data::Dataset>(data::load_dataset(kind, c.data.root, data::SplitKind::Train));
-  auto test_set = std::make_shared<const data::Dataset>(data::load_dataset(kind, c.data.root, data::SplitKind::Test));
+  auto train_set = stage_dataset(c, data::SplitKind::Train);
+  auto test_set = stage_dataset(c, data::SplitKind::Test);
   data::DataLoader train_loader(train_set, data::first_indices(train_set->size(), c.train.subset),
                                 loader_options(c, kind, c.train.batch_size, c.run.seed * 1000 + 3, dev, true, true));
   data::DataLoader test_loader(test_set, data::first_indices(test_set->size(), c.data.test_subset),
@@ -102,8 +104,8 @@ TrainOutcome run_train_stage(const RunConfig& c, const nas::Genotype& g, const s
   nas::EvalStats last_eval;
   bool have_eval = false;
   if (resume && file_exists(ckpt)) {
-    auto [tensors, state] = load_checkpoint(ckpt);
-    trainer.load_state(tensors, state.at("trainer"));
+    auto [tensors, state] = load_checkpoint(ckpt, train_schema(c));
+    load_into_network(ckpt, [&, &tensors = tensors, &state = state] { trainer.load_state(tensors, state.at("trainer")); });
     seconds_before = state.value("seconds", 0.0);
     if (state.contains("test")) {
       last_eval.loss = state["test"].value("loss", 0.0);
@@ -132,9 +134,9 @@ TrainOutcome run_train_stage(const RunConfig& c, const nas::Genotype& g, const s
     int64_t done = 0;
     double loss_sum = 0;
     trainer.on_step = [&](int ep, int64_t step, double loss) {
-      (void)ep;
       (void)step;
       ++done;  // non-finite losses only get here with run.on_nan: skip_batch (skipped batches)
+      check_interrupt("train", ep, done);
       if (std::isfinite(loss)) loss_sum += loss;
       char f[96];
       std::snprintf(f, sizeof f, "loss %.3f", loss_sum / done);
@@ -162,6 +164,7 @@ TrainOutcome run_train_stage(const RunConfig& c, const nas::Genotype& g, const s
     }
     line["peak_mem_mb"] = peak_memory_mb(dev);
     append_jsonl(metrics, line);
+    exporting::after_train_epoch(c, out, line);  // TensorBoard
     char test_part[64] = "";
     if (line.contains("val_acc"))
       std::snprintf(test_part, sizeof test_part, " | test loss %.3f acc %.4f", last_eval.loss, last_eval.acc);
@@ -179,6 +182,7 @@ TrainOutcome run_train_stage(const RunConfig& c, const nas::Genotype& g, const s
     test_loader.start_epoch(0);
     last_eval = trainer.evaluate(source_of(test_loader));
   }
+  exporting::after_train(c, out, trainer.network(), tc.net);  // RUN/model.safetensors
   result.test_accuracy = last_eval.acc;
   result.test_loss = last_eval.loss;
   result.seconds = elapsed();
