@@ -1,6 +1,16 @@
 # Decides whether the CUDA backend is built. A CPU-only build never touches the toolkit.
+# ASAP_CUDA_EMU=ON compiles the same kernels/cuda sources as host C++ against the project's CUDA
+# emulator (kernels/cuda_emu): Device::cuda() then runs on the CPU, with no nvcc and no GPU.
+option(ASAP_CUDA_EMU "Run the CUDA backend on the CPU through the CUDA emulator (no nvcc, no GPU)" OFF)
 set(ASAP_WITH_CUDA OFF)
-if(ASAP_CUDA STREQUAL "ON" OR ASAP_CUDA STREQUAL "AUTO")
+set(ASAP_WITH_CUDA_EMU OFF)
+if(ASAP_CUDA_EMU)
+  if(ASAP_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "ASAP_CUDA_EMU=ON and ASAP_CUDA=ON are exclusive: the emulator replaces nvcc")
+  endif()
+  set(ASAP_WITH_CUDA_EMU ON)
+  message(STATUS "CUDA backend: emulated on the CPU (kernels/cuda_emu; cuDNN not emulated: im2col path)")
+elseif(ASAP_CUDA STREQUAL "ON" OR ASAP_CUDA STREQUAL "AUTO")
   include(CheckLanguage)
   if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
     set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)

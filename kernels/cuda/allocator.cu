@@ -14,6 +14,7 @@
 
 #include "engine/storage.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/host_sync.h"
 
 namespace asap::cuda {
 namespace {
@@ -198,7 +199,10 @@ size_t device_bytes_cached(int index) noexcept {
 void empty_cache(int index) noexcept {
   DeviceState& s = state(index);
   std::lock_guard<std::mutex> lock(s.mu);
-  if (s.stream) ASAP_CUDA_WARN(cudaStreamSynchronize(s.stream));
+  if (s.stream) {
+    stats::count_sync("empty_cache");
+    ASAP_CUDA_WARN(cudaStreamSynchronize(s.stream));
+  }
   release_cache_locked(s);
 }
 
@@ -214,21 +218,21 @@ void table_copy(void* dst, const void* src, size_t bytes, int kind, int dev) {
   cudaStream_t st = stream_of(dev);
   switch (kind) {
     case 0: {  // h2d
-      ASAP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, st));
+      copy_async(dst, src, bytes, cudaMemcpyHostToDevice, st);
       // From pageable memory the call returns once the source is staged; from pinned memory it
       // returns at once, so wait: the caller may reuse its host buffer right after we return.
       cudaPointerAttributes attr{};
       if (cudaPointerGetAttributes(&attr, src) == cudaSuccess && attr.type == cudaMemoryTypeHost)
-        ASAP_CUDA_CHECK(cudaStreamSynchronize(st));
+        sync_stream(st, "copy from pinned host memory");
       (void)cudaGetLastError();
       break;
     }
     case 1:  // d2h: the host reads the result right after, so this synchronises
-      ASAP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, st));
-      ASAP_CUDA_CHECK(cudaStreamSynchronize(st));
+      copy_async(dst, src, bytes, cudaMemcpyDeviceToHost, st);
+      sync_stream(st, "device-to-host copy");
       break;
     case 2:
-      ASAP_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, st));
+      copy_async(dst, src, bytes, cudaMemcpyDeviceToDevice, st);
       break;
     default:
       throw Error("CUDA copy: unknown kind " + std::to_string(kind));
@@ -243,7 +247,7 @@ void table_memset_zero(void* p, size_t bytes, int dev) {
 
 void table_sync(int dev) {
   DeviceGuard guard(dev);
-  ASAP_CUDA_CHECK(cudaStreamSynchronize(stream_of(dev)));
+  sync_stream(stream_of(dev), "synchronize");
 }
 
 size_t table_in_use(int dev) { return device_bytes_in_use(dev); }

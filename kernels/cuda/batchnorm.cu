@@ -145,15 +145,14 @@ void bn_fwd_train_cuda(const Tensor& x, const Tensor& gamma, const Tensor& beta,
   if (d.C == 0) return;
   const int P = slices_for(d);
   DeviceBuffer partial(sizeof(double) * 2 * d.C * P), coef(sizeof(float) * 2 * d.C);
-  bn_partial_kernel<0><<<dim3((unsigned)d.C, P), kThreads, 0, stream()>>>(fptr(x), nullptr, nullptr, d,
+  ASAP_LAUNCH(bn_partial_kernel<0>, dim3((unsigned)d.C, P), kThreads, 0, stream(), fptr(x), nullptr, nullptr, d,
                                                                           partial.as<double>());
   ASAP_CUDA_LAUNCH_CHECK("bn_fwd_train(stats)");
-  bn_fwd_finalize_kernel<<<(unsigned)d.C, 128, 0, stream()>>>(
-      partial.as<double>(), P, fptr(x), d, fptr(gamma), fptr(beta), fptr(save_mean), fptr(save_invstd),
+  ASAP_LAUNCH(bn_fwd_finalize_kernel, (unsigned)d.C, 128, 0, stream(), partial.as<double>(), P, fptr(x), d, fptr(gamma), fptr(beta), fptr(save_mean), fptr(save_invstd),
       fptr(running_mean), fptr(running_var), p.momentum, p.eps, coef.as<float>(), coef.as<float>() + d.C);
   ASAP_CUDA_LAUNCH_CHECK("bn_fwd_train(finalize)");
   const int64_t n = x.numel();
-  bn_apply_kernel<<<grid_for(n), kThreads, 0, stream()>>>(fptr(x), coef.as<float>(), coef.as<float>() + d.C,
+  ASAP_LAUNCH(bn_apply_kernel, grid_for(n), kThreads, 0, stream(), fptr(x), coef.as<float>(), coef.as<float>() + d.C,
                                                           fptr(y), n, d);
   ASAP_CUDA_LAUNCH_CHECK("bn_fwd_train(apply)");
 }
@@ -164,12 +163,11 @@ void bn_fwd_eval_cuda(const Tensor& x, const Tensor& gamma, const Tensor& beta, 
   const BnDims d = bn_dims(x);
   if (d.C == 0) return;
   DeviceBuffer coef(sizeof(float) * 2 * d.C);
-  bn_eval_coef_kernel<<<(unsigned)((d.C + 127) / 128), 128, 0, stream()>>>(
-      fptr(running_mean), fptr(running_var), fptr(gamma), fptr(beta), d.C, p.eps, coef.as<float>(),
+  ASAP_LAUNCH(bn_eval_coef_kernel, (unsigned)((d.C + 127) / 128), 128, 0, stream(), fptr(running_mean), fptr(running_var), fptr(gamma), fptr(beta), d.C, p.eps, coef.as<float>(),
       coef.as<float>() + d.C);
   ASAP_CUDA_LAUNCH_CHECK("bn_fwd_eval(coef)");
   const int64_t n = x.numel();
-  bn_apply_kernel<<<grid_for(n), kThreads, 0, stream()>>>(fptr(x), coef.as<float>(), coef.as<float>() + d.C,
+  ASAP_LAUNCH(bn_apply_kernel, grid_for(n), kThreads, 0, stream(), fptr(x), coef.as<float>(), coef.as<float>() + d.C,
                                                           fptr(y), n, d);
   ASAP_CUDA_LAUNCH_CHECK("bn_fwd_eval(apply)");
 }
@@ -183,16 +181,16 @@ void bn_bwd_train_cuda(const Tensor& x, const Tensor& dy, const Tensor& gamma, c
   if (d.C == 0) return;
   const int P = slices_for(d);
   DeviceBuffer partial(sizeof(double) * 2 * d.C * P), coef(sizeof(float) * 4 * d.C);
-  bn_partial_kernel<1><<<dim3((unsigned)d.C, P), kThreads, 0, stream()>>>(fptr(x), fptr(dy), fptr(save_mean), d,
+  ASAP_LAUNCH(bn_partial_kernel<1>, dim3((unsigned)d.C, P), kThreads, 0, stream(), fptr(x), fptr(dy), fptr(save_mean), d,
                                                                           partial.as<double>());
   ASAP_CUDA_LAUNCH_CHECK("bn_bwd_train(sums)");
-  bn_bwd_finalize_kernel<<<(unsigned)d.C, 128, 0, stream()>>>(partial.as<double>(), P, d, fptr(gamma),
+  ASAP_LAUNCH(bn_bwd_finalize_kernel, (unsigned)d.C, 128, 0, stream(), partial.as<double>(), P, d, fptr(gamma),
                                                               fptr(save_mean), fptr(save_invstd), fptr(dgamma),
                                                               fptr(dbeta), coef.as<float>());
   ASAP_CUDA_LAUNCH_CHECK("bn_bwd_train(finalize)");
   if (!dx.defined()) return;
   const int64_t n = x.numel();
-  bn_bwd_dx_kernel<<<grid_for(n), kThreads, 0, stream()>>>(fptr(x), fptr(dy), coef.as<float>(), fptr(dx), n, d);
+  ASAP_LAUNCH(bn_bwd_dx_kernel, grid_for(n), kThreads, 0, stream(), fptr(x), fptr(dy), coef.as<float>(), fptr(dx), n, d);
   ASAP_CUDA_LAUNCH_CHECK("bn_bwd_train(dx)");
 }
 

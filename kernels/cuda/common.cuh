@@ -12,6 +12,7 @@
 #include "engine/tensor.h"
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace asap::cuda {
 

@@ -2,6 +2,7 @@
 // output (N rows of C_i * inner floats, pitch C * inner), so each direction is one
 // cudaMemcpy2DAsync per part, which the copy engines run at full bandwidth.
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/host_sync.h"
 
 namespace asap::cuda {
 namespace {
@@ -18,9 +19,9 @@ void concat_impl(const std::vector<const Tensor*>& parts, const Tensor& y, bool 
       const size_t width = sizeof(float) * Ci * inner, ypitch = sizeof(float) * Cy * inner;
       float* yp = fptr(y) + off * inner;
       if (to_y)
-        ASAP_CUDA_CHECK(cudaMemcpy2DAsync(yp, ypitch, fptr(*t), width, width, N, cudaMemcpyDeviceToDevice, stream()));
+        copy_2d_async(yp, ypitch, fptr(*t), width, width, N, cudaMemcpyDeviceToDevice, stream());
       else
-        ASAP_CUDA_CHECK(cudaMemcpy2DAsync(fptr(*t), width, yp, ypitch, width, N, cudaMemcpyDeviceToDevice, stream()));
+        copy_2d_async(fptr(*t), width, yp, ypitch, width, N, cudaMemcpyDeviceToDevice, stream());
     }
     off += Ci;
   }

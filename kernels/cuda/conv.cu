@@ -70,7 +70,7 @@ const float* packed_pw_input(const Tensor& x, int Ho, int Wo, int s, DeviceBuffe
   if (s == 1 && x.is_contiguous()) return fptr(x);
   const int64_t total = x.dim(0) * x.dim(1) * Ho * Wo;
   buf = DeviceBuffer(sizeof(float) * total);
-  gather_kernel<<<grid_for(total), kThreads, 0, stream()>>>(fptr(x), strides4(x), buf.as<float>(), total,
+  ASAP_LAUNCH(gather_kernel, grid_for(total), kThreads, 0, stream(), fptr(x), strides4(x), buf.as<float>(), total,
                                                              (int)x.dim(1), Ho, Wo, s);
   ASAP_CUDA_LAUNCH_CHECK("conv2d(1x1 gather)");
   return buf.as<float>();
@@ -119,7 +119,7 @@ void conv2d_bwd_data_cuda(const Tensor& dy, const Tensor& w, Tensor& dx, const C
       DeviceBuffer dxg(sizeof(float) * N * C * Ho * Wo);
       pw_bwd_data(fptr(dy), fptr(w), dxg.as<float>(), N, C, O, int64_t(Ho) * Wo);
       const int64_t total = dx.numel();
-      scatter_kernel<<<grid_for(total), kThreads, 0, stream()>>>(dxg.as<float>(), fptr(dx), total, H, W, Ho, Wo,
+      ASAP_LAUNCH(scatter_kernel, grid_for(total), kThreads, 0, stream(), dxg.as<float>(), fptr(dx), total, H, W, Ho, Wo,
                                                                   p.stride);
       ASAP_CUDA_LAUNCH_CHECK("conv2d_bwd_data(1x1 scatter)");
       return;

@@ -76,17 +76,15 @@ void im2col_conv_fwd(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dPa
   const int64_t Kg = c.ckk() / G, hw = c.hw_out();
   const int nb = chunk_size(c);
   DeviceBuffer col(sizeof(float) * nb * c.ckk() * hw);
-  const float one = 1.f, zero = 0.f;
-  for (int n0 = 0; n0 < c.N; n0 += nb) {
+    for (int n0 = 0; n0 < c.N; n0 += nb) {
     const int cnt = std::min(nb, c.N - n0);
-    im2col_kernel<<<grid_for(cnt * c.ckk() * hw), kThreads, 0, stream()>>>(
-        fptr(x) + static_cast<int64_t>(n0) * c.C * c.H * c.W, col.as<float>(), cnt, c);
+    ASAP_LAUNCH(im2col_kernel, grid_for(cnt * c.ckk() * hw), kThreads, 0, stream(), fptr(x) + static_cast<int64_t>(n0) * c.C * c.H * c.W, col.as<float>(), cnt, c);
     ASAP_CUDA_LAUNCH_CHECK("conv2d_fwd(im2col)");
     for (int g = 0; g < G; ++g)
-      ASAP_CUBLAS_CHECK(cublasSgemmStridedBatched(
-          cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_N, (int)hw, Og, (int)Kg, &one, col.as<float>() + g * Kg * hw,
-          (int)hw, c.ckk() * hw, fptr(w) + g * Og * Kg, (int)Kg, 0, &zero,
-          fptr(y) + (static_cast<int64_t>(n0) * c.O + g * Og) * hw, (int)hw, c.O * hw, cnt));
+      sgemm_strided_batched(
+          CUBLAS_OP_N, CUBLAS_OP_N, (int)hw, Og, (int)Kg, 1.f, col.as<float>() + g * Kg * hw,
+          (int)hw, c.ckk() * hw, fptr(w) + g * Og * Kg, (int)Kg, 0, 0.f,
+          fptr(y) + (static_cast<int64_t>(n0) * c.O + g * Og) * hw, (int)hw, c.O * hw, cnt);
   }
 }
 
@@ -101,17 +99,15 @@ void im2col_conv_bwd_data(const Tensor& dy, const Tensor& w, Tensor& dx, const C
   }
   const int nb = chunk_size(c);
   DeviceBuffer col(sizeof(float) * nb * c.ckk() * hw);
-  const float one = 1.f, zero = 0.f;
-  for (int n0 = 0; n0 < c.N; n0 += nb) {
+    for (int n0 = 0; n0 < c.N; n0 += nb) {
     const int cnt = std::min(nb, c.N - n0);
     for (int g = 0; g < G; ++g)
-      ASAP_CUBLAS_CHECK(cublasSgemmStridedBatched(
-          cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_T, (int)hw, (int)Kg, Og, &one,
+      sgemm_strided_batched(
+          CUBLAS_OP_N, CUBLAS_OP_T, (int)hw, (int)Kg, Og, 1.f,
           fptr(dy) + (static_cast<int64_t>(n0) * c.O + g * Og) * hw, (int)hw, c.O * hw, fptr(w) + g * Og * Kg,
-          (int)Kg, 0, &zero, col.as<float>() + g * Kg * hw, (int)hw, c.ckk() * hw, cnt));
+          (int)Kg, 0, 0.f, col.as<float>() + g * Kg * hw, (int)hw, c.ckk() * hw, cnt);
     const int64_t total = static_cast<int64_t>(cnt) * c.C * c.H * c.W;
-    col2im_kernel<<<grid_for(total), kThreads, 0, stream()>>>(
-        col.as<float>(), fptr(dx) + static_cast<int64_t>(n0) * c.C * c.H * c.W, cnt, c);
+    ASAP_LAUNCH(col2im_kernel, grid_for(total), kThreads, 0, stream(), col.as<float>(), fptr(dx) + static_cast<int64_t>(n0) * c.C * c.H * c.W, cnt, c);
     ASAP_CUDA_LAUNCH_CHECK("conv2d_bwd_data(col2im)");
   }
 }
@@ -127,17 +123,15 @@ void im2col_conv_bwd_weight(const Tensor& x, const Tensor& dy, Tensor& dw, const
   const int nb = chunk_size(c);
   DeviceBuffer col(sizeof(float) * nb * c.ckk() * hw);
   DeviceBuffer ws(sizeof(float) * c.N * wsize);  // per-sample weight gradients, summed below
-  const float one = 1.f, zero = 0.f;
-  for (int n0 = 0; n0 < c.N; n0 += nb) {
+    for (int n0 = 0; n0 < c.N; n0 += nb) {
     const int cnt = std::min(nb, c.N - n0);
-    im2col_kernel<<<grid_for(cnt * c.ckk() * hw), kThreads, 0, stream()>>>(
-        fptr(x) + static_cast<int64_t>(n0) * c.C * c.H * c.W, col.as<float>(), cnt, c);
+    ASAP_LAUNCH(im2col_kernel, grid_for(cnt * c.ckk() * hw), kThreads, 0, stream(), fptr(x) + static_cast<int64_t>(n0) * c.C * c.H * c.W, col.as<float>(), cnt, c);
     ASAP_CUDA_LAUNCH_CHECK("conv2d_bwd_weight(im2col)");
     for (int g = 0; g < G; ++g)
-      ASAP_CUBLAS_CHECK(cublasSgemmStridedBatched(
-          cublas_handle(), CUBLAS_OP_T, CUBLAS_OP_N, (int)Kg, Og, (int)hw, &one, col.as<float>() + g * Kg * hw,
+      sgemm_strided_batched(
+          CUBLAS_OP_T, CUBLAS_OP_N, (int)Kg, Og, (int)hw, 1.f, col.as<float>() + g * Kg * hw,
           (int)hw, c.ckk() * hw, fptr(dy) + (static_cast<int64_t>(n0) * c.O + g * Og) * hw, (int)hw, c.O * hw,
-          &zero, ws.as<float>() + n0 * wsize + g * Og * Kg, (int)Kg, wsize, cnt));
+          0.f, ws.as<float>() + n0 * wsize + g * Og * Kg, (int)Kg, wsize, cnt);
   }
   sum_batch(ws.as<float>(), c.N, wsize, fptr(dw), "conv2d_bwd_weight(im2col)");
 }

@@ -28,7 +28,7 @@ Tile make_tile(int Ho, int Wo) {
 template <int K>
 __global__ void dw_fwd_kernel(const float* __restrict__ x, const float* __restrict__ w,
                               float* __restrict__ y, DwShape s, int tiles_w, bool relu_in) {
-  extern __shared__ float smem[];
+  ASAP_DYNAMIC_SHARED(float, smem);
   const int plane = blockIdx.x, c = plane % s.C;
   const int oh0 = (blockIdx.y / tiles_w) * blockDim.y, ow0 = (blockIdx.y % tiles_w) * blockDim.x;
   const int IH = (blockDim.y - 1) * s.stride + (K - 1) * s.dil + 1;
@@ -60,7 +60,7 @@ template <int K>
 __global__ void dw_bwd_data_kernel(const float* __restrict__ dy, const float* __restrict__ w,
                                    const float* __restrict__ mask_x, float* __restrict__ dx, DwShape s,
                                    int tiles_w) {
-  extern __shared__ float smem[];
+  ASAP_DYNAMIC_SHARED(float, smem);
   const int plane = blockIdx.x, c = plane % s.C;
   const int ih0 = (blockIdx.y / tiles_w) * blockDim.y, iw0 = (blockIdx.y % tiles_w) * blockDim.x;
   // Output rows/cols that can reach this input tile.
@@ -158,7 +158,7 @@ void fwd_k(const float* x, const float* w, float* y, const DwShape& s, bool relu
   const size_t shm = sizeof(float) * (IH * IW + K * K);
   ASAP_CHECK(shm <= 48 * 1024, "depthwise conv tile needs ", shm, " bytes of shared memory");
   dim3 grid(s.N * s.C, t.tiles_w * t.tiles_h), block(t.tw, t.th);
-  dw_fwd_kernel<K><<<grid, block, shm, stream()>>>(x, w, y, s, t.tiles_w, relu_in);
+  ASAP_LAUNCH(dw_fwd_kernel<K>, grid, block, shm, stream(), x, w, y, s, t.tiles_w, relu_in);
   ASAP_CUDA_LAUNCH_CHECK("depthwise_conv_fwd");
 }
 
@@ -170,7 +170,7 @@ void bwd_data_k(const float* dy, const float* w, const float* mask_x, float* dx,
   const size_t shm = sizeof(float) * (OH * OW + K * K);  // +1 row/col of slack per tile offset
   ASAP_CHECK(shm <= 48 * 1024, "depthwise conv tile needs ", shm, " bytes of shared memory");
   dim3 grid(s.N * s.C, t.tiles_w * t.tiles_h), block(t.tw, t.th);
-  dw_bwd_data_kernel<K><<<grid, block, shm, stream()>>>(dy, w, mask_x, dx, s, t.tiles_w);
+  ASAP_LAUNCH(dw_bwd_data_kernel<K>, grid, block, shm, stream(), dy, w, mask_x, dx, s, t.tiles_w);
   ASAP_CUDA_LAUNCH_CHECK("depthwise_conv_bwd_data");
 }
 
@@ -182,7 +182,7 @@ void bwd_weight_k(const float* x, const float* dy, float* dw, const DwShape& s, 
   P = std::max<int64_t>(1, std::min(P, cap));
   DeviceBuffer partial(sizeof(double) * s.C * K * K * P);
   dim3 grid(s.C, static_cast<unsigned>(P));
-  dw_bwd_weight_kernel<K><<<grid, kThreads, 0, stream()>>>(x, dy, partial.as<double>(), s, relu_in);
+  ASAP_LAUNCH(dw_bwd_weight_kernel<K>, grid, kThreads, 0, stream(), x, dy, partial.as<double>(), s, relu_in);
   ASAP_CUDA_LAUNCH_CHECK("depthwise_conv_bwd_weight");
   reduce_partials(partial.as<double>(), static_cast<int>(P), s.C * K * K, dw, "depthwise_conv_bwd_weight");
 }

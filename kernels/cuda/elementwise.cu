@@ -1,6 +1,7 @@
 // Elementwise kernels: grid-stride loops, 16-byte (float4) loads and stores when every pointer is
 // aligned and the length divides by 4 (the common case: the caching allocator aligns to 512 B).
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/host_sync.h"
 
 namespace asap::cuda {
 namespace {
@@ -32,11 +33,10 @@ void launch_map(const float* a, const float* b, float* y, int64_t n, F f, const 
   if (n == 0) return;
   if (n % 4 == 0 && aligned16(a) && aligned16(y) && (!b || aligned16(b))) {
     const int64_t n4 = n / 4;
-    map_kernel4<<<grid_for(n4), kThreads, 0, stream()>>>(
-        reinterpret_cast<const float4*>(a), reinterpret_cast<const float4*>(b),
+    ASAP_LAUNCH(map_kernel4, grid_for(n4), kThreads, 0, stream(), reinterpret_cast<const float4*>(a), reinterpret_cast<const float4*>(b),
         reinterpret_cast<float4*>(y), n4, f);
   } else {
-    map_kernel<<<grid_for(n), kThreads, 0, stream()>>>(a, b, y, n, f);
+    ASAP_LAUNCH(map_kernel, grid_for(n), kThreads, 0, stream(), a, b, y, n, f);
   }
   ASAP_CUDA_LAUNCH_CHECK(op);
 }
@@ -102,9 +102,9 @@ void fill_cuda(Tensor& y, double value) {
   const int64_t n = y.numel();
   if (n == 0) return;
   if (y.dtype() == DType::F32)
-    fill_kernel<<<grid_for(n), kThreads, 0, stream()>>>(y.data<float>(), n, static_cast<float>(value));
+    ASAP_LAUNCH(fill_kernel, grid_for(n), kThreads, 0, stream(), y.data<float>(), n, static_cast<float>(value));
   else
-    fill_kernel<<<grid_for(n), kThreads, 0, stream()>>>(y.data<int32_t>(), n, static_cast<int32_t>(value));
+    ASAP_LAUNCH(fill_kernel, grid_for(n), kThreads, 0, stream(), y.data<int32_t>(), n, static_cast<int32_t>(value));
   ASAP_CUDA_LAUNCH_CHECK("fill");
 }
 
@@ -116,7 +116,7 @@ void copy_strided_cuda(const Tensor& src, Tensor& dst) {
   const int64_t n = dst.numel();
   if (n == 0) return;
   if (src.is_contiguous() && dst.is_contiguous()) {
-    ASAP_CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), n * 4, cudaMemcpyDeviceToDevice, stream()));
+    copy_async(dst.raw_data(), src.raw_data(), n * 4, cudaMemcpyDeviceToDevice, stream());
     return;
   }
   StridedSpec s{};
@@ -126,8 +126,7 @@ void copy_strided_cuda(const Tensor& src, Tensor& dst) {
     s.src_strides[d] = src.strides()[d];
     s.dst_strides[d] = dst.strides()[d];
   }
-  copy_strided_kernel<<<grid_for(n), kThreads, 0, stream()>>>(
-      static_cast<const uint32_t*>(src.raw_data()), static_cast<uint32_t*>(dst.raw_data()), n, s);
+  ASAP_LAUNCH(copy_strided_kernel, grid_for(n), kThreads, 0, stream(), static_cast<const uint32_t*>(src.raw_data()), static_cast<uint32_t*>(dst.raw_data()), n, s);
   ASAP_CUDA_LAUNCH_CHECK("copy_strided");
 }
 
@@ -159,7 +158,7 @@ void scale_cuda(const Tensor& x, const Tensor& s0d, Tensor& y) {
   check_f32(s0d, "scale");
   const int64_t n = x.numel();
   if (n == 0) return;
-  scale_dev_kernel<<<grid_for(n), kThreads, 0, stream()>>>(fptr(x), fptr(s0d), fptr(y), n);
+  ASAP_LAUNCH(scale_dev_kernel, grid_for(n), kThreads, 0, stream(), fptr(x), fptr(s0d), fptr(y), n);
   ASAP_CUDA_LAUNCH_CHECK("scale");
 }
 void scale_per_sample_cuda(const Tensor& x, const Tensor& s, Tensor& y) {
@@ -168,7 +167,7 @@ void scale_per_sample_cuda(const Tensor& x, const Tensor& s, Tensor& y) {
   const int64_t n = x.numel();
   if (n == 0) return;
   const int64_t inner = n / x.dim(0);
-  scale_per_sample_kernel<<<grid_for(n), kThreads, 0, stream()>>>(fptr(x), fptr(s), fptr(y), n, inner);
+  ASAP_LAUNCH(scale_per_sample_kernel, grid_for(n), kThreads, 0, stream(), fptr(x), fptr(s), fptr(y), n, inner);
   ASAP_CUDA_LAUNCH_CHECK("scale_per_sample");
 }
 

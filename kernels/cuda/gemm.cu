@@ -25,9 +25,9 @@ void gemm_cuda(bool trans_a, bool trans_b, double alpha, const Tensor& a, const 
     if (beta == 0.0) ASAP_CUDA_CHECK(cudaMemsetAsync(fptr(c), 0, c.nbytes(), stream()));
     return;
   }
-  ASAP_CUBLAS_CHECK(cublasSgemm(cublas_handle(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &al, fptr(b), (int)b.dim(1), fptr(a),
-                                (int)a.dim(1), &be, fptr(c), N));
+  sgemm(trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, al, fptr(b), (int)b.dim(1), fptr(a),
+                                (int)a.dim(1), be, fptr(c), N);
 }
 
 __global__ void bias_add_rows_kernel(const float* __restrict__ bias, float* __restrict__ y, int64_t n, int64_t J) {
@@ -49,7 +49,7 @@ void bias_add_rows_cuda(const Tensor& bias, Tensor& y) {
   const int64_t n = y.numel(), J = y.dim(y.ndim() - 1);
   ASAP_CHECK_SHAPE(bias.numel() == J, "bias_add_rows: bias ", bias.shape().str(), " vs y ", y.shape().str());
   if (n == 0) return;
-  bias_add_rows_kernel<<<grid_for(n), kThreads, 0, stream()>>>(fptr(bias), fptr(y), n, J);
+  ASAP_LAUNCH(bias_add_rows_kernel, grid_for(n), kThreads, 0, stream(), fptr(bias), fptr(y), n, J);
   ASAP_CUDA_LAUNCH_CHECK("bias_add_rows");
 }
 
@@ -59,7 +59,7 @@ void sum_rows_cuda(const Tensor& dy, Tensor& db) {
   const int64_t J = dy.dim(dy.ndim() - 1), R = J ? dy.numel() / J : 0;
   ASAP_CHECK_SHAPE(db.numel() == J, "sum_rows: dbias ", db.shape().str(), " vs dy ", dy.shape().str());
   if (J == 0) return;
-  sum_rows_kernel<<<grid_for(J, 128), 128, 0, stream()>>>(fptr(dy), fptr(db), R, J);
+  ASAP_LAUNCH(sum_rows_kernel, grid_for(J, 128), 128, 0, stream(), fptr(dy), fptr(db), R, J);
   ASAP_CUDA_LAUNCH_CHECK("sum_rows");
 }
 

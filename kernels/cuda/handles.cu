@@ -51,6 +51,20 @@ cublasHandle_t cublas_handle() {
   return handles[dev];
 }
 
+void sgemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const float* A, int lda,
+           const float* B, int ldb, float beta, float* C, int ldc) {
+  stats::count_blas("sgemm");
+  ASAP_CUBLAS_CHECK(cublasSgemm(cublas_handle(), ta, tb, m, n, k, &alpha, A, lda, B, ldb, &beta, C, ldc));
+}
+
+void sgemm_strided_batched(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
+                           const float* A, int lda, long long stride_a, const float* B, int ldb, long long stride_b,
+                           float beta, float* C, int ldc, long long stride_c, int batches) {
+  stats::count_blas("sgemm_strided_batched");
+  ASAP_CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_handle(), ta, tb, m, n, k, &alpha, A, lda, stride_a, B, ldb,
+                                              stride_b, &beta, C, ldc, stride_c, batches));
+}
+
 #if defined(ASAP_WITH_CUDNN)
 cudnnHandle_t cudnn_handle() {
   static cudnnHandle_t handles[kMaxDevices] = {};
@@ -75,7 +89,7 @@ __global__ void reduce_partials_kernel(const double* __restrict__ partial, int n
 
 void reduce_partials(const double* partial, int nb, int count, float* out, const char* op) {
   if (count <= 0) return;
-  reduce_partials_kernel<<<count, kThreads, 0, stream()>>>(partial, nb, out);
+  ASAP_LAUNCH(reduce_partials_kernel, count, kThreads, 0, stream(), partial, nb, out);
   ASAP_CUDA_LAUNCH_CHECK(op);
 }
 

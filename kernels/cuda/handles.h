@@ -10,6 +10,14 @@
 namespace asap::cuda {
 
 cublasHandle_t cublas_handle();
+
+// The backend's GEMMs: cuBLAS on the compute stream, column-major, host alpha/beta; counted in
+// kernels/cuda/stats.h and checked (a failure throws DeviceError naming the routine).
+void sgemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const float* A, int lda,
+           const float* B, int ldb, float beta, float* C, int ldc);
+void sgemm_strided_batched(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
+                           const float* A, int lda, long long stride_a, const float* B, int ldb, long long stride_b,
+                           float beta, float* C, int ldc, long long stride_c, int batches);
 #if defined(ASAP_WITH_CUDNN)
 cudnnHandle_t cudnn_handle();
 #endif

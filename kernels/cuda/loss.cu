@@ -87,7 +87,7 @@ void softmax_fwd_cuda(const Tensor& x, double t, Tensor& y) {
   check_f32(x, "softmax_fwd");
   const int64_t K = x.dim(x.ndim() - 1), R = K ? x.numel() / K : 0;
   if (R == 0) return;
-  softmax_fwd_kernel<<<warps_grid(R), kThreads, 0, stream()>>>(fptr(x), fptr(y), R, K, 1.0 / t);
+  ASAP_LAUNCH(softmax_fwd_kernel, warps_grid(R), kThreads, 0, stream(), fptr(x), fptr(y), R, K, 1.0 / t);
   ASAP_CUDA_LAUNCH_CHECK("softmax_fwd");
 }
 void softmax_bwd_cuda(const Tensor& y, const Tensor& dy, double t, Tensor& dx) {
@@ -95,7 +95,7 @@ void softmax_bwd_cuda(const Tensor& y, const Tensor& dy, double t, Tensor& dx) {
   check_f32(dy, "softmax_bwd");
   const int64_t K = y.dim(y.ndim() - 1), R = K ? y.numel() / K : 0;
   if (R == 0) return;
-  softmax_bwd_kernel<<<warps_grid(R), kThreads, 0, stream()>>>(fptr(y), fptr(dy), fptr(dx), R, K, 1.0 / t);
+  ASAP_LAUNCH(softmax_bwd_kernel, warps_grid(R), kThreads, 0, stream(), fptr(y), fptr(dy), fptr(dx), R, K, 1.0 / t);
   ASAP_CUDA_LAUNCH_CHECK("softmax_bwd");
 }
 void xent_fwd_cuda(const Tensor& logits, const Tensor& labels, Tensor& probs, Tensor& loss0d) {
@@ -105,11 +105,11 @@ void xent_fwd_cuda(const Tensor& logits, const Tensor& labels, Tensor& probs, Te
   ASAP_CHECK_SHAPE(labels.numel() == N, "xent_fwd: ", N, " rows but ", labels.numel(), " labels");
   DeviceBuffer rows(sizeof(double) * std::max<int64_t>(N, 1));
   if (N > 0) {
-    xent_rows_kernel<<<warps_grid(N), kThreads, 0, stream()>>>(fptr(logits), iptr(labels), fptr(probs),
+    ASAP_LAUNCH(xent_rows_kernel, warps_grid(N), kThreads, 0, stream(), fptr(logits), iptr(labels), fptr(probs),
                                                                rows.as<double>(), N, K);
     ASAP_CUDA_LAUNCH_CHECK("xent_fwd");
   }
-  mean_kernel<<<1, kThreads, 0, stream()>>>(rows.as<double>(), N, fptr(loss0d));
+  ASAP_LAUNCH(mean_kernel, 1, kThreads, 0, stream(), rows.as<double>(), N, fptr(loss0d));
   ASAP_CUDA_LAUNCH_CHECK("xent_fwd(mean)");
 }
 void xent_bwd_cuda(const Tensor& probs, const Tensor& labels, const Tensor& dloss0d, Tensor& dlogits) {
@@ -117,7 +117,7 @@ void xent_bwd_cuda(const Tensor& probs, const Tensor& labels, const Tensor& dlos
   check_i32(labels, "xent_bwd");
   const int64_t N = probs.dim(0), K = probs.dim(1);
   if (N * K == 0) return;
-  xent_bwd_kernel<<<grid_for(N * K), kThreads, 0, stream()>>>(fptr(probs), iptr(labels), fptr(dloss0d),
+  ASAP_LAUNCH(xent_bwd_kernel, grid_for(N * K), kThreads, 0, stream(), fptr(probs), iptr(labels), fptr(dloss0d),
                                                               fptr(dlogits), N, K);
   ASAP_CUDA_LAUNCH_CHECK("xent_bwd");
 }

@@ -108,10 +108,10 @@ void wsum_fwd_cuda(const std::vector<Tensor>& xs, const Tensor& w, Tensor& y) {
       vec = vec && aligned16(p.x[k]);
     }
     if (vec) {
-      wsum_fwd_kernel4<<<grid_for(n / 4), kThreads, 0, stream()>>>(p, fptr(w), reinterpret_cast<float4*>(fptr(y)),
+      ASAP_LAUNCH(wsum_fwd_kernel4, grid_for(n / 4), kThreads, 0, stream(), p, fptr(w), reinterpret_cast<float4*>(fptr(y)),
                                                                   n / 4, k0 > 0);
     } else {
-      wsum_fwd_kernel<<<grid_for(n), kThreads, 0, stream()>>>(p, fptr(w), fptr(y), n, k0 > 0);
+      ASAP_LAUNCH(wsum_fwd_kernel, grid_for(n), kThreads, 0, stream(), p, fptr(w), fptr(y), n, k0 > 0);
     }
     ASAP_CUDA_LAUNCH_CHECK("wsum_fwd");
   }
@@ -142,7 +142,7 @@ void wsum_bwd_cuda(const std::vector<Tensor>& xs, const Tensor& w, const Tensor&
       p.x[k] = fptr(xs[j]);
       p.dx[k] = (j < static_cast<int>(dxs.size()) && dxs[j].defined()) ? fptr(dxs[j]) : nullptr;
     }
-    wsum_bwd_kernel<<<nb, kThreads, 0, stream()>>>(p, fptr(w), fptr(dy), n, want_dw, partial.as<double>());
+    ASAP_LAUNCH(wsum_bwd_kernel, nb, kThreads, 0, stream(), p, fptr(w), fptr(dy), n, want_dw, partial.as<double>());
     ASAP_CUDA_LAUNCH_CHECK("wsum_bwd");
     if (want_dw) reduce_partials(partial.as<double>(), nb, p.K, fptr(dw) + k0, "wsum_bwd(dw)");
   }

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/host_sync.h"
 
 namespace asap::cuda {
 namespace {
@@ -83,8 +84,7 @@ int upload_chunks(const std::vector<Tensor>& params, const std::vector<Tensor>& 
   if (chunks.empty()) return 0;
   buf = DeviceBuffer(sizeof(OptChunk) * chunks.size());
   // Pageable source: the call returns once the table is staged, so `chunks` may die after it.
-  ASAP_CUDA_CHECK(cudaMemcpyAsync(buf.get(), chunks.data(), sizeof(OptChunk) * chunks.size(),
-                                  cudaMemcpyHostToDevice, stream()));
+  copy_async(buf.get(), chunks.data(), sizeof(OptChunk) * chunks.size(), cudaMemcpyHostToDevice, stream());
   return static_cast<int>(chunks.size());
 }
 
@@ -101,7 +101,7 @@ void sgd_step_cuda(std::vector<Tensor>& params, const std::vector<Tensor>& grads
   if (nc == 0) return;
   SgdConsts c{static_cast<float>(a.lr), static_cast<float>(a.momentum), static_cast<float>(a.weight_decay),
               use_buf, a.nesterov, a.weight_decay != 0.0};
-  sgd_kernel<<<nc, kThreads, 0, stream()>>>(table.as<OptChunk>(), c);
+  ASAP_LAUNCH(sgd_kernel, nc, kThreads, 0, stream(), table.as<OptChunk>(), c);
   ASAP_CUDA_LAUNCH_CHECK("sgd_step");
 }
 
@@ -121,7 +121,7 @@ void adam_step_cuda(std::vector<Tensor>& params, const std::vector<Tensor>& grad
   AdamConsts c{static_cast<float>(a.lr / bc1), static_cast<float>(std::sqrt(bc2)), static_cast<float>(a.beta1),
                static_cast<float>(a.beta2), static_cast<float>(1.0 - a.beta1), static_cast<float>(1.0 - a.beta2),
                static_cast<float>(a.eps), static_cast<float>(a.weight_decay), a.weight_decay != 0.0};
-  adam_kernel<<<nc, kThreads, 0, stream()>>>(table.as<OptChunk>(), c);
+  ASAP_LAUNCH(adam_kernel, nc, kThreads, 0, stream(), table.as<OptChunk>(), c);
   ASAP_CUDA_LAUNCH_CHECK("adam_step");
 }
 

@@ -128,7 +128,7 @@ void maxpool_fwd_cuda(const Tensor& x, Tensor& y, Tensor& argmax, const Pool2dPa
   const PoolDims d = pool_dims(x, y, p);
   const int64_t n = y.numel();
   if (n == 0) return;
-  maxpool_fwd_kernel<<<grid_for(n), kThreads, 0, stream()>>>(fptr(x), fptr(y), iptr(argmax), d);
+  ASAP_LAUNCH(maxpool_fwd_kernel, grid_for(n), kThreads, 0, stream(), fptr(x), fptr(y), iptr(argmax), d);
   ASAP_CUDA_LAUNCH_CHECK("maxpool_fwd");
 }
 void maxpool_bwd_cuda(const Tensor& dy, const Tensor& argmax, Tensor& dx, const Pool2dParams& p) {
@@ -137,7 +137,7 @@ void maxpool_bwd_cuda(const Tensor& dy, const Tensor& argmax, Tensor& dx, const 
   const PoolDims d = pool_dims(dx, dy, p);
   const int64_t n = dx.numel();
   if (n == 0) return;
-  maxpool_bwd_kernel<<<grid_for(n), kThreads, 0, stream()>>>(fptr(dy), iptr(argmax), fptr(dx), d);
+  ASAP_LAUNCH(maxpool_bwd_kernel, grid_for(n), kThreads, 0, stream(), fptr(dy), iptr(argmax), fptr(dx), d);
   ASAP_CUDA_LAUNCH_CHECK("maxpool_bwd");
 }
 void avgpool_fwd_cuda(const Tensor& x, Tensor& y, const Pool2dParams& p) {
@@ -145,7 +145,7 @@ void avgpool_fwd_cuda(const Tensor& x, Tensor& y, const Pool2dParams& p) {
   const PoolDims d = pool_dims(x, y, p);
   const int64_t n = y.numel();
   if (n == 0) return;
-  avgpool_fwd_kernel<<<grid_for(n), kThreads, 0, stream()>>>(fptr(x), fptr(y), d);
+  ASAP_LAUNCH(avgpool_fwd_kernel, grid_for(n), kThreads, 0, stream(), fptr(x), fptr(y), d);
   ASAP_CUDA_LAUNCH_CHECK("avgpool_fwd");
 }
 void avgpool_bwd_cuda(const Tensor& dy, Tensor& dx, const Pool2dParams& p) {
@@ -153,7 +153,7 @@ void avgpool_bwd_cuda(const Tensor& dy, Tensor& dx, const Pool2dParams& p) {
   const PoolDims d = pool_dims(dx, dy, p);
   const int64_t n = dx.numel();
   if (n == 0) return;
-  avgpool_bwd_kernel<<<grid_for(n), kThreads, 0, stream()>>>(fptr(dy), fptr(dx), d);
+  ASAP_LAUNCH(avgpool_bwd_kernel, grid_for(n), kThreads, 0, stream(), fptr(dy), fptr(dx), d);
   ASAP_CUDA_LAUNCH_CHECK("avgpool_bwd");
 }
 void gap_fwd_cuda(const Tensor& x, Tensor& y) {
@@ -161,7 +161,7 @@ void gap_fwd_cuda(const Tensor& x, Tensor& y) {
   const int64_t planes = x.dim(0) * x.dim(1), hw = x.numel() / std::max<int64_t>(planes, 1);
   if (planes == 0) return;
   const int64_t threads = planes * 32;
-  gap_fwd_kernel<<<(unsigned)((threads + kThreads - 1) / kThreads), kThreads, 0, stream()>>>(fptr(x), fptr(y),
+  ASAP_LAUNCH(gap_fwd_kernel, (unsigned)((threads + kThreads - 1) / kThreads), kThreads, 0, stream(), fptr(x), fptr(y),
                                                                                              planes, hw);
   ASAP_CUDA_LAUNCH_CHECK("gap_fwd");
 }
@@ -169,7 +169,7 @@ void gap_bwd_cuda(const Tensor& dy, Tensor& dx) {
   check_f32(dy, "gap_bwd");
   const int64_t planes = dx.dim(0) * dx.dim(1), n = dx.numel();
   if (n == 0) return;
-  gap_bwd_kernel<<<grid_for(n), kThreads, 0, stream()>>>(fptr(dy), fptr(dx), n, n / planes);
+  ASAP_LAUNCH(gap_bwd_kernel, grid_for(n), kThreads, 0, stream(), fptr(dy), fptr(dx), n, n / planes);
   ASAP_CUDA_LAUNCH_CHECK("gap_bwd");
 }
 

@@ -9,23 +9,20 @@ namespace asap::cuda {
 
 void pw_fwd(const float* x, const float* w, float* y, int N, int C, int O, int64_t HW) {
   if (N == 0 || HW == 0) return;
-  const float one = 1.f, zero = 0.f;
-  // Y_n^T [HW x O] = X_n^T [HW x C] * W^T [C x O]   (column-major views)
-  ASAP_CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_N, (int)HW, O, C, &one,
-                                              x, (int)HW, C * HW, w, C, 0, &zero, y, (int)HW, O * HW, N));
+    // Y_n^T [HW x O] = X_n^T [HW x C] * W^T [C x O]   (column-major views)
+  sgemm_strided_batched(CUBLAS_OP_N, CUBLAS_OP_N, (int)HW, O, C, 1.f,
+                                              x, (int)HW, C * HW, w, C, 0, 0.f, y, (int)HW, O * HW, N);
 }
 
 void pw_bwd_data(const float* dy, const float* w, float* dx, int N, int C, int O, int64_t HW) {
   if (N == 0 || HW == 0) return;
-  const float one = 1.f, zero = 0.f;
-  // dX_n^T [HW x C] = dY_n^T [HW x O] * W [O x C]
-  ASAP_CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_handle(), CUBLAS_OP_N, CUBLAS_OP_T, (int)HW, C, O, &one,
-                                              dy, (int)HW, O * HW, w, C, 0, &zero, dx, (int)HW, C * HW, N));
+    // dX_n^T [HW x C] = dY_n^T [HW x O] * W [O x C]
+  sgemm_strided_batched(CUBLAS_OP_N, CUBLAS_OP_T, (int)HW, C, O, 1.f,
+                                              dy, (int)HW, O * HW, w, C, 0, 0.f, dx, (int)HW, C * HW, N);
 }
 
 void pw_bwd_weight(const float* x, const float* dy, float* dw, int N, int C, int O, int64_t HW) {
-  const float one = 1.f, zero = 0.f;
-  if (N == 0 || HW == 0) {
+    if (N == 0 || HW == 0) {
     ASAP_CUDA_CHECK(cudaMemsetAsync(dw, 0, sizeof(float) * O * C, stream()));
     return;
   }
@@ -36,9 +33,9 @@ void pw_bwd_weight(const float* x, const float* dy, float* dw, int N, int C, int
     ws = DeviceBuffer(sizeof(float) * static_cast<size_t>(N) * O * C);
     out = ws.as<float>();
   }
-  ASAP_CUBLAS_CHECK(cublasSgemmStridedBatched(cublas_handle(), CUBLAS_OP_T, CUBLAS_OP_N, C, O, (int)HW, &one,
-                                              x, (int)HW, C * HW, dy, (int)HW, O * HW, &zero, out, C,
-                                              (int64_t)O * C, N));
+  sgemm_strided_batched(CUBLAS_OP_T, CUBLAS_OP_N, C, O, (int)HW, 1.f,
+                                              x, (int)HW, C * HW, dy, (int)HW, O * HW, 0.f, out, C,
+                                              (int64_t)O * C, N);
   if (N > 1) sum_batch(out, N, static_cast<int64_t>(O) * C, dw, "conv1x1_bwd_weight");
 }
 
@@ -54,7 +51,7 @@ __global__ void sum_batch_kernel(const float* __restrict__ in, int N, int64_t M,
 
 void sum_batch(const float* in, int N, int64_t M, float* out, const char* op) {
   if (M == 0) return;
-  sum_batch_kernel<<<grid_for(M), kThreads, 0, stream()>>>(in, N, M, out);
+  ASAP_LAUNCH(sum_batch_kernel, grid_for(M), kThreads, 0, stream(), in, N, M, out);
   ASAP_CUDA_LAUNCH_CHECK(op);
 }
 

@@ -27,7 +27,7 @@ template <Red R>
 void reduce_all(const float* a, const float* b, int64_t n, float* out, const char* op) {
   const int nb = reduce_blocks(n);
   DeviceBuffer partial(sizeof(double) * nb);
-  partial_kernel<R><<<nb, kThreads, 0, stream()>>>(a, b, n, partial.as<double>());
+  ASAP_LAUNCH(partial_kernel<R>, nb, kThreads, 0, stream(), a, b, n, partial.as<double>());
   ASAP_CUDA_LAUNCH_CHECK(op);
   reduce_partials(partial.as<double>(), nb, 1, out, op);
 }

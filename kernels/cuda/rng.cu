@@ -31,14 +31,14 @@ void fill_normal_cuda(Tensor& y, uint64_t seed, uint64_t offset, double mean, do
   check_f32(y, "fill_normal");
   const int64_t n = y.numel();
   if (n == 0) return;
-  normal_kernel<<<grid_for(n), kThreads, 0, stream()>>>(fptr(y), n, seed, offset, mean, stddev);
+  ASAP_LAUNCH(normal_kernel, grid_for(n), kThreads, 0, stream(), fptr(y), n, seed, offset, mean, stddev);
   ASAP_CUDA_LAUNCH_CHECK("fill_normal");
 }
 void fill_uniform_cuda(Tensor& y, uint64_t seed, uint64_t offset, double lo, double hi) {
   check_f32(y, "fill_uniform");
   const int64_t n = y.numel();
   if (n == 0) return;
-  uniform_kernel<<<grid_for(n), kThreads, 0, stream()>>>(fptr(y), n, seed, offset, lo, hi);
+  ASAP_LAUNCH(uniform_kernel, grid_for(n), kThreads, 0, stream(), fptr(y), n, seed, offset, lo, hi);
   ASAP_CUDA_LAUNCH_CHECK("fill_uniform");
 }
 
