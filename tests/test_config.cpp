@@ -1,7 +1,14 @@
 // YAML config: defaults, overrides, and errors that name the key and the line.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include "engine/error.h"
+#include "nas/primitives.h"
 #include "tools/config.h"
 
 using asap::ConfigError;
@@ -83,4 +90,81 @@ TEST_CASE("complex YAML keys are a ConfigError, not a yaml-cpp exception (fuzz r
   // on a sequence key; YAML::TypedBadConversion escaped parse_config (asap_run exit 1, not 2).
   CHECK_THAT(error_of("? [a, b]\n: 1\n"), Catch::Contains("cfg.yaml:1") && Catch::Contains("keys must be names"));
   CHECK_THAT(error_of("data:\n  ? {x: 1}\n  : 2\n"), Catch::Contains("data") && Catch::Contains("keys must be names"));
+}
+
+TEST_CASE("config: repeated keys and sections are errors naming both lines", "[config]") {
+  CHECK_THAT(error_of("search:\n  epochs: 3\n  epochs: 4\n"),
+             Catch::Contains("cfg.yaml:3") && Catch::Contains("'search.epochs' appears twice (lines 2 and 3)"));
+  CHECK_THAT(error_of("run:\n  seed: 1\ndata:\n  flip: true\nrun:\n  seed: 2\n"),
+             Catch::Contains("cfg.yaml:5") && Catch::Contains("'run' appears twice (lines 1 and 5)"));
+  CHECK_THAT(error_of("search:\n  network: {C: 4, C: 8}\n"), Catch::Contains("'search.network.C' appears twice"));
+}
+
+TEST_CASE("config: --set errors say (from --set) and never blame a line of the file", "[config]") {
+  const std::string bad_type = error_of("search:\n  epochs: 3\n", {"search.epochs=zero"});
+  CHECK_THAT(bad_type, Catch::Contains("key 'search.epochs' (from --set)") && Catch::Contains("integer"));
+  CHECK_THAT(bad_type, !Catch::Contains("cfg.yaml:1") && !Catch::Contains("cfg.yaml:2"));
+  CHECK_THAT(error_of("", {"search.network={C: x}"}), Catch::Contains("search.network.C' (from --set)"));
+  CHECK_THAT(error_of("", {"space.primitives=[none, bogus_op]"}),
+             Catch::Contains("space.primitives' (from --set)") && Catch::Contains("bogus_op"));
+  // "key=" is not "back to the default": it is refused.
+  CHECK_THAT(error_of("search:\n  epochs: 3\n", {"search.epochs="}),
+             Catch::Contains("'search.epochs'") && Catch::Contains("gives no value (from --set)"));
+  CHECK_THAT(error_of("", {"run.out=  "}), Catch::Contains("gives no value"));
+  CHECK_THAT(error_of("", {"=3"}), Catch::Contains("expected dotted.key=value (from --set)"));
+  CHECK_THAT(error_of("", {"search.epochs=[1"}), Catch::Contains("not valid YAML") && Catch::Contains("(from --set)"));
+}
+
+TEST_CASE("config: primitive lists, reduction cells and train epochs are validated", "[config]") {
+  CHECK_THAT(error_of("space:\n  primitives: []\n"),
+             Catch::Contains("cfg.yaml:2") && Catch::Contains("space.primitives") && Catch::Contains("empty list"));
+  CHECK_THAT(error_of("space:\n  primitives: [none, sep_conv_9x9]\n"),
+             Catch::Contains("cfg.yaml:2") && Catch::Contains("space.primitives") && Catch::Contains("sep_conv_9x9"));
+  CHECK_THAT(error_of("space:\n  primitives: [skip_connect, skip_connect]\n"), Catch::Contains("listed twice"));
+  CHECK_THAT(error_of("space:\n  primitives: [none]\n"), Catch::Contains("only 'none'"));
+  CHECK_THAT(error_of("search:\n  network:\n    layers: 3\n    reduction_cells: [-5, 99]\n"),
+             Catch::Contains("cfg.yaml:4") && Catch::Contains("search.network.reduction_cells") &&
+                 Catch::Contains("-5 is not a cell index in [0, 3)"));
+  CHECK_THAT(error_of("search:\n  network: {layers: 3, reduction_cells: [1, 3]}\n"), Catch::Contains("3 is not a cell index"));
+  CHECK_THAT(error_of("search:\n  network: {reduction_cells: [2, 2]}\n"), Catch::Contains("listed twice"));
+  CHECK_THAT(error_of("search:\n  network: {reduction_cells: []}\n"), Catch::Contains("empty list"));
+  CHECK_THAT(error_of("train:\n  epochs: 0\n"), Catch::Contains("train.epochs") && Catch::Contains("out of range [1,"));
+  // Defaults are resolved, so config.yaml records what ran.
+  auto c = parse_config("search:\n  network: {layers: 8}\n", "a.yaml");
+  CHECK(c.search.net.primitives == asap::nas::darts_primitives());
+  CHECK(c.search.net.reduction_cells == std::vector<int>{2, 5});
+  CHECK(parse_config(asap::run::to_yaml(c), "r.yaml").search.net.reduction_cells == std::vector<int>{2, 5});
+}
+
+TEST_CASE("config: the file must be a regular file of at most 1 MiB", "[config]") {
+  namespace fs = std::filesystem;
+  const fs::path d = fs::temp_directory_path() / ("asap_cfgfile_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d / "run");
+  auto load_error = [](const fs::path& p) {
+    try {
+      asap::run::load_config(p.string());
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK_THAT(load_error(d / "run"), Catch::Contains("is a folder") && Catch::Contains("--resume"));
+  REQUIRE(::mkfifo((d / "fifo").c_str(), 0600) == 0);
+  CHECK_THAT(load_error(d / "fifo"), Catch::Contains("not a regular file"));  // and does not hang
+  { std::ofstream((d / "big.yaml").string()) << "# " << std::string(asap::run::kMaxConfigBytes, 'x') << "\n"; }
+  CHECK_THAT(load_error(d / "big.yaml"), Catch::Contains("at most 1048576 bytes"));
+  { std::ofstream((d / "ok.yaml").string()) << "search:\n  epochs: 4\n"; }
+  CHECK(asap::run::load_config((d / "ok.yaml").string()).search.epochs == 4);
+  CHECK_THAT(load_error(d / "absent.yaml"), Catch::Contains("cannot open"));
+  fs::remove_all(d);
+}
+
+TEST_CASE("config: changed_keys lists what a resume would change", "[config]") {
+  auto a = parse_config("run:\n  seed: 1\n", "a.yaml");
+  CHECK(asap::run::changed_keys(a, a).empty());
+  auto b = parse_config("run:\n  seed: 99\n  threads: 3\nsearch:\n  network: {C: 8}\n", "b.yaml");
+  CHECK(asap::run::changed_keys(a, b) == std::vector<std::string>{"run.seed", "run.threads", "search.network.C"});
+  const auto& ok = asap::run::resume_changeable_keys();
+  CHECK(ok == std::vector<std::string>{"run.threads", "run.progress", "run.plots"});
 }

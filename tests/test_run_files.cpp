@@ -69,3 +69,40 @@ TEST_CASE("progress formats durations", "[run]") {
   CHECK(format_seconds(187) == "3:07");
   CHECK(format_seconds(3909) == "1:05:09");
 }
+
+TEST_CASE("RunLock: one writer per run folder, the second is told the holder's PID", "[run]") {
+  TempDir d;
+  {
+    RunLock first(d.p.string());
+    // flock conflicts between two open file descriptions, even within one process.
+    CHECK_THROWS_WITH(RunLock(d.p.string()), Catch::Contains("in use by another asap_run (PID " +
+                                                             std::to_string(::getpid()) + ")"));
+  }
+  RunLock again(d.p.string());  // released with its holder
+  CHECK(read_file((d.p / "asap_run.lock").string()) == std::to_string(::getpid()) + "\n");
+}
+
+TEST_CASE("run_files_in names every run file; the lock file is not one", "[run]") {
+  TempDir d;
+  { RunLock l(d.p.string()); }
+  CHECK(run_files_in(d.p.string()).empty());
+  std::ofstream((d.p / "metrics.jsonl").string()) << "";
+  fs::create_directories(d.p / "checkpoints");
+  CHECK(run_files_in(d.p.string()) == std::vector<std::string>{"metrics.jsonl", "checkpoints"});
+  std::ofstream((d.p / "genotype.json").string()) << "{}";
+  CHECK(run_files_in(d.p.string()).size() == 3);
+}
+
+TEST_CASE("remove_stale_temporaries removes only NAME.tmp.* files", "[run]") {
+  TempDir d;
+  fs::create_directories(d.p / "checkpoints");
+  for (const char* f : {"summary.json.tmp.123", "checkpoints/search.safetensors.tmp.9.0", "metrics.jsonl",
+                        "checkpoints/search.safetensors"})
+    std::ofstream((d.p / f).string()) << "x";
+  auto removed = remove_stale_temporaries(d.p.string());
+  CHECK(removed.size() == 2);
+  CHECK_FALSE(fs::exists(d.p / "summary.json.tmp.123"));
+  CHECK_FALSE(fs::exists(d.p / "checkpoints/search.safetensors.tmp.9.0"));
+  CHECK(fs::exists(d.p / "metrics.jsonl"));
+  CHECK(fs::exists(d.p / "checkpoints/search.safetensors"));
+}
