@@ -12,3 +12,9 @@ if(TARGET asap_run AND TARGET asap_predict AND TARGET asap_export)
   set_tests_properties(export_onnx PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                        ENVIRONMENT "OMP_NUM_THREADS=2;ASAP_ONNX_VENV=${CMAKE_SOURCE_DIR}/build-onnx-venv")
 endif()
+if(TARGET asap_run)
+  add_test(NAME export_tensorboard COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/test_export_tensorboard.py
+           $<TARGET_FILE:asap_run>)
+  set_tests_properties(export_tensorboard PROPERTIES TIMEOUT 600
+                       ENVIRONMENT "OMP_NUM_THREADS=2;ASAP_ONNX_VENV=${CMAKE_SOURCE_DIR}/build-onnx-venv")
+endif()
