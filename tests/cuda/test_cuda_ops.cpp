@@ -1,11 +1,15 @@
-// CUDA backend vs the CPU reference, op by op, through the public ops API on Device::cuda().
-// Every test draws random non-zero float32 inputs, runs the same op on both devices, and compares
-// the forward output and every input gradient (backward from a fixed random projection, so every
-// output element matters) by relative L2 error ||cuda - cpu|| / ||cpu|| against a per-op limit.
-// Limits: 1e-6 for exact-order elementwise ops, 1e-5 for reductions and pooling, 1e-4 for
-// convolutions/GEMMs/BN whose sums run in a different order on the device (float32 round-off
-// grows with the reduction length; 1e-4 still catches any indexing or formula error, which shows
-// up as O(1)). Without a CUDA device every test WARNs "SKIPPED: no CUDA device" and returns.
+// CUDA backend vs the CPU reference, op by op, through the public ops API. Every case draws
+// random non-zero float32 inputs, runs the op and its backward on the CPU first, then on the
+// device under test, and compares the forward output and every input gradient (backward from a
+// fixed random projection, so every output element matters) by relative L2 error
+// ||dev - cpu|| / ||cpu|| against a per-op limit. Limits: 1e-6 for exact-order elementwise ops,
+// 1e-5 for reductions and pooling, 1e-4 for convolutions/GEMMs/BN whose sums run in a different
+// order on the device (float32 round-off grows with the reduction length; 1e-4 still catches any
+// indexing or formula error, which shows up as O(1)).
+// Each case runs twice: "[cuda]" against Device::cuda() (a GPU, or the CPU emulator in the
+// ASAP_CUDA_EMU build; without either it WARNs "SKIPPED: no CUDA device"), and "[harness]"
+// CPU against CPU in every build, so a bug in the harness itself can never hide behind a
+// missing device (the harness once recorded both graphs before one backward consumed the tape).
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -54,46 +58,86 @@ double rel_l2(const Tensor& got, const Tensor& ref) {
   return std::sqrt(num / den);
 }
 
-// Runs f on CPU copies and CUDA copies of `inputs`; inputs flagged in `grad` require grad.
-void compare(const std::string& name, const Fn& f, const std::vector<Tensor>& inputs, const std::vector<bool>& grad,
-             double tol_fwd, double tol_grad) {
-  INFO("op: " << name);
-  std::vector<Tensor> a, b;
+// The device a case body runs against: set by ASAP_DEVICE_CASE before the body runs.
+Device g_dev = Device::cuda();
+Device dev_under_test() { return g_dev; }
+// A copy on the device under test (a clone on the CPU: Tensor::to(own device) would alias).
+Tensor on_dev(const Tensor& t) { return g_dev.is_cuda() ? t.to(g_dev) : t.clone(); }
+
+struct Comparison {
+  double forward = 0;
+  std::vector<double> grads;  // one per input that requires grad, in input order
+};
+
+// Runs f and its backward on CPU copies of `inputs`, then on copies on `dev` (inputs flagged in
+// `grad` require grad). The tape is thread-local and backward() consumes all of it, so the two
+// graphs are recorded and differentiated one after the other, never interleaved.
+// `perturb` (harness self-test only) scales the device run's gradients after backward.
+Comparison run_both(const Fn& f, const std::vector<Tensor>& inputs, const std::vector<bool>& grad, Device dev,
+                    double perturb = 1.0) {
+  Comparison r;
+  auto wants = [&](size_t i) { return i < grad.size() && grad[i]; };
   bool any_grad = false;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const bool g = i < grad.size() && grad[i];
-    any_grad |= g;
-    a.push_back(inputs[i].clone());
-    b.push_back(inputs[i].to(Device::cuda()));
-    if (g) {
-      a.back().set_requires_grad(true);
-      b.back().set_requires_grad(true);
+  for (size_t i = 0; i < inputs.size(); ++i) any_grad |= wants(i);
+  auto make = [&](Device d) {
+    std::vector<Tensor> v;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      v.push_back(d.is_cuda() ? inputs[i].to(d) : inputs[i].clone());
+      if (wants(i)) v.back().set_requires_grad(true);
     }
-  }
-  Tensor ya = f(a), yb = f(b);
-  REQUIRE(yb.device().is_cuda());
-  REQUIRE(yb.shape() == ya.shape());
-  const double ef = rel_l2(yb, ya);
-  INFO("forward relative L2 error " << ef << " (limit " << tol_fwd << ")");
-  CHECK(ef <= tol_fwd);
-  if (!any_grad) {
-    clear_tape();
-    return;
-  }
+    return v;
+  };
+  std::vector<Tensor> a = make(Device::cpu());
+  Tensor ya = f(a);
   const Tensor proj = rnd(ya.shape(), 4242);
-  backward(ya, proj);
-  backward(yb, proj.to(Device::cuda()));
+  if (any_grad) backward(ya, proj);
+  clear_tape();
+  std::vector<Tensor> b = make(dev);
+  Tensor yb = f(b);
+  REQUIRE(yb.device() == dev);
+  REQUIRE(yb.shape() == ya.shape());
+  if (any_grad) backward(yb, dev.is_cuda() ? proj.to(dev) : proj);
+  clear_tape();
+  r.forward = rel_l2(yb, ya);
   for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!(i < grad.size() && grad[i])) continue;
-    INFO("gradient of input " << i << " shape " << inputs[i].shape().str());
+    if (!wants(i)) continue;
     REQUIRE(a[i].grad().defined());
     REQUIRE(b[i].grad().defined());
-    REQUIRE(b[i].grad().device().is_cuda());
-    const double eg = rel_l2(b[i].grad(), a[i].grad());
-    INFO("gradient relative L2 error " << eg << " (limit " << tol_grad << ")");
-    CHECK(eg <= tol_grad);
+    REQUIRE(b[i].grad().device() == dev);
+    Tensor gb = b[i].grad();
+    if (perturb != 1.0) gb = ops::mul_scalar(gb, perturb);
+    r.grads.push_back(rel_l2(gb, a[i].grad()));
+  }
+  return r;
+}
+
+void compare(const std::string& name, const Fn& f, const std::vector<Tensor>& inputs, const std::vector<bool>& grad,
+             double tol_fwd, double tol_grad, Device dev = dev_under_test()) {
+  INFO("op: " << name << " on " << dev.str());
+  const Comparison r = run_both(f, inputs, grad, dev);
+  INFO("forward relative L2 error " << r.forward << " (limit " << tol_fwd << ")");
+  CHECK(r.forward <= tol_fwd);
+  size_t g = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!(i < grad.size() && grad[i])) continue;
+    INFO("gradient of input " << i << " shape " << inputs[i].shape().str() << ": relative L2 error " << r.grads[g]
+                              << " (limit " << tol_grad << ")");
+    CHECK(r.grads[g] <= tol_grad);
+    ++g;
   }
 }
+
+// A case body, run against CUDA ([cuda]) and against the CPU itself ([harness]).
+#define ASAP_DEVICE_CASE(title, fn)                                  \
+  TEST_CASE("cuda: " title, "[cuda]") {                              \
+    ASAP_SKIP_WITHOUT_CUDA();                                        \
+    g_dev = Device::cuda();                                          \
+    fn();                                                            \
+  }                                                                  \
+  TEST_CASE("harness cpu-vs-cpu: " title, "[harness]") {             \
+    g_dev = Device::cpu();                                           \
+    fn();                                                            \
+  }
 
 Conv2dParams conv_p(int stride, int padding, int dilation = 1, int groups = 1) {
   Conv2dParams p;
@@ -141,8 +185,7 @@ TEST_CASE("cuda: non-float32 tensors are rejected by name", "[cuda]") {
   CHECK_THROWS_AS(ops::relu(t), Error);
 }
 
-TEST_CASE("cuda: elementwise ops and reductions", "[cuda]") {
-  ASAP_SKIP_WITHOUT_CUDA();
+void case_1() {
   const Shape s{3, 4, 5, 7};
   compare("relu", [](auto& in) { return ops::relu(in[0]); }, {rnd(s, 1)}, {true}, 1e-6, 1e-6);
   compare("add", [](auto& in) { return ops::add(in[0], in[1]); }, {rnd(s, 2), rnd(s, 3)}, {true, true}, 1e-6, 1e-6);
@@ -156,12 +199,12 @@ TEST_CASE("cuda: elementwise ops and reductions", "[cuda]") {
           1e-6, 1e-6);
   // Odd length and a misaligned view exercise the scalar (non-float4) path.
   compare("relu_odd", [](auto& in) { return ops::relu(in[0]); }, {rnd({1, 1, 1, 1001}, 9)}, {true}, 1e-6, 1e-6);
-  Tensor z = ops::zeros({2, 3}, DType::F32, Device::cuda());
+  Tensor z = ops::zeros({2, 3}, DType::F32, dev_under_test());
   for (double v : z.to_vector_f64()) CHECK(v == 0.0);
 }
+ASAP_DEVICE_CASE("elementwise ops and reductions", case_1)
 
-TEST_CASE("cuda: conv2d paths (general, depthwise, 1x1, strided view, grouped)", "[cuda]") {
-  ASAP_SKIP_WITHOUT_CUDA();
+void case_2() {
   // Stem-like general conv (cuDNN or im2col, by ASAP_CONV_ALGO).
   compare("conv3x3_stem", [](auto& in) { return ops::conv2d(in[0], in[1], conv_p(1, 1)); },
           {rnd({2, 3, 11, 9}, 20), rnd({8, 3, 3, 3}, 21)}, {true, true}, 1e-5, 1e-4);
@@ -189,9 +232,9 @@ TEST_CASE("cuda: conv2d paths (general, depthwise, 1x1, strided view, grouped)",
           },
           {rnd({2, 4, 9, 9}, 52), rnd({3, 4, 1, 1}, 53)}, {true, true}, 1e-5, 1e-4);
 }
+ASAP_DEVICE_CASE("conv2d paths (general, depthwise, 1x1, strided view, grouped)", case_2)
 
-TEST_CASE("cuda: fused separable block matches the CPU", "[cuda]") {
-  ASAP_SKIP_WITHOUT_CUDA();
+void case_3() {
   struct Cfg { int k, d, s; };
   for (Cfg c : {Cfg{3, 1, 1}, Cfg{5, 1, 1}, Cfg{3, 2, 1}, Cfg{5, 2, 1}, Cfg{3, 1, 2}, Cfg{5, 2, 2}}) {
     const int pad = c.d * (c.k - 1) / 2;
@@ -204,14 +247,15 @@ TEST_CASE("cuda: fused separable block matches the CPU", "[cuda]") {
   compare("sep_block_frozen_pw", [](auto& in) { return ops::sep_block(in[0], in[1], in[2], conv_p(1, 1)); },
           {rnd({2, 4, 8, 8}, 90), rnd({4, 1, 3, 3}, 91), rnd({4, 4, 1, 1}, 92)}, {true, true, false}, 1e-5, 1e-4);
 }
+ASAP_DEVICE_CASE("fused separable block matches the CPU", case_3)
 
-TEST_CASE("cuda: batch norm train / eval and running statistics", "[cuda]") {
-  ASAP_SKIP_WITHOUT_CUDA();
+void case_4() {
   for (bool affine : {true, false}) {
     for (Shape s : {Shape{4, 3, 9, 7}, Shape{16, 5}}) {
       const int64_t C = s[1];
       Tensor rm_c = Tensor::zeros({C}), rv_c = Tensor::full({C}, 1.0);
-      Tensor rm_g = rm_c.to(Device::cuda()), rv_g = rv_c.to(Device::cuda());
+      Tensor rm_g = on_dev(rm_c), rv_g = on_dev(rv_c);
+      int calls = 0;
       // Mean offset 3: the shifted sums must not cancel.
       std::vector<Tensor> in{rnd(s, 100 + C, 2.0, 4.0)};
       std::vector<bool> g{true};
@@ -223,9 +267,9 @@ TEST_CASE("cuda: batch norm train / eval and running statistics", "[cuda]") {
       }
       compare(std::string("batch_norm train affine=") + (affine ? "1 " : "0 ") + s.str(),
               [&](auto& t) {
-                const bool gpu = t[0].device().is_cuda();
-                Tensor& rm = gpu ? rm_g : rm_c;
-                Tensor& rv = gpu ? rv_g : rv_c;
+                const bool second = calls++ % 2 == 1;  // run_both runs the CPU reference first
+                Tensor& rm = second ? rm_g : rm_c;
+                Tensor& rv = second ? rv_g : rv_c;
                 return ops::batch_norm(t[0], affine ? t[1] : Tensor(), affine ? t[2] : Tensor(), rm, rv, true);
               },
               in, g, 1e-5, 1e-4);
@@ -233,18 +277,18 @@ TEST_CASE("cuda: batch norm train / eval and running statistics", "[cuda]") {
       CHECK(rel_l2(rv_g, rv_c) <= 1e-6);
       compare("batch_norm eval",
               [&](auto& t) {
-                const bool gpu = t[0].device().is_cuda();
-                Tensor& rm = gpu ? rm_g : rm_c;
-                Tensor& rv = gpu ? rv_g : rv_c;
+                const bool second = calls++ % 2 == 1;  // run_both runs the CPU reference first
+                Tensor& rm = second ? rm_g : rm_c;
+                Tensor& rv = second ? rv_g : rv_c;
                 return ops::batch_norm(t[0], affine ? t[1] : Tensor(), affine ? t[2] : Tensor(), rm, rv, false);
               },
               in, g, 1e-6, 1e-5);
     }
   }
 }
+ASAP_DEVICE_CASE("batch norm train / eval and running statistics", case_4)
 
-TEST_CASE("cuda: pooling", "[cuda]") {
-  ASAP_SKIP_WITHOUT_CUDA();
+void case_5() {
   for (int st : {1, 2}) {
     Pool2dParams p;
     p.kernel = 3;
@@ -258,9 +302,9 @@ TEST_CASE("cuda: pooling", "[cuda]") {
   compare("global_avg_pool", [](auto& in) { return ops::global_avg_pool(in[0]); }, {rnd({3, 5, 9, 11}, 130)},
           {true}, 1e-6, 1e-6);
 }
+ASAP_DEVICE_CASE("pooling", case_5)
 
-TEST_CASE("cuda: linear, matmul, softmax and cross entropy", "[cuda]") {
-  ASAP_SKIP_WITHOUT_CUDA();
+void case_6() {
   compare("linear", [](auto& in) { return ops::linear(in[0], in[1], in[2]); },
           {rnd({7, 33}, 140), rnd({10, 33}, 141), rnd({10}, 142)}, {true, true, true}, 1e-5, 1e-5);
   compare("linear_nobias", [](auto& in) { return ops::linear(in[0], in[1], Tensor()); },
@@ -277,9 +321,9 @@ TEST_CASE("cuda: linear, matmul, softmax and cross entropy", "[cuda]") {
   compare("cross_entropy", [](auto& in) { return ops::cross_entropy(in[0], in[1]); },
           {rnd({int64_t(lab.size()), 10}, 152, -4, 4), labels}, {true, false}, 1e-6, 1e-5);
 }
+ASAP_DEVICE_CASE("linear, matmul, softmax and cross entropy", case_6)
 
-TEST_CASE("cuda: mixed-op weighted sum and channel concat", "[cuda]") {
-  ASAP_SKIP_WITHOUT_CUDA();
+void case_7() {
   for (int K : {1, 2, 5, 8, 11}) {  // 11 > 8 takes the multi-launch path
     std::vector<Tensor> in;
     std::vector<bool> g;
@@ -304,9 +348,9 @@ TEST_CASE("cuda: mixed-op weighted sum and channel concat", "[cuda]") {
   compare("concat_channels", [](auto& t) { return ops::concat_channels({t[0], t[1], t[2]}); },
           {rnd({2, 3, 4, 5}, 410), rnd({2, 1, 4, 5}, 411), rnd({2, 4, 4, 5}, 412)}, {true, true, true}, 0.0, 0.0);
 }
+ASAP_DEVICE_CASE("mixed-op weighted sum and channel concat", case_7)
 
-TEST_CASE("cuda: fused optimizer steps (SGD momentum/Nesterov, Adam)", "[cuda]") {
-  ASAP_SKIP_WITHOUT_CUDA();
+void case_8() {
   const std::vector<int64_t> sizes{5, 4097, 10001};  // crosses the 4096-element chunk boundary
   auto make = [&](uint64_t seed) {
     std::vector<Tensor> v;
@@ -315,7 +359,7 @@ TEST_CASE("cuda: fused optimizer steps (SGD momentum/Nesterov, Adam)", "[cuda]")
   };
   auto to_gpu = [](const std::vector<Tensor>& v) {
     std::vector<Tensor> r;
-    for (auto& t : v) r.push_back(t.to(Device::cuda()));
+    for (auto& t : v) r.push_back(on_dev(t));
     return r;
   };
   auto clone = [](const std::vector<Tensor>& v) {
@@ -329,7 +373,7 @@ TEST_CASE("cuda: fused optimizer steps (SGD momentum/Nesterov, Adam)", "[cuda]")
     SgdArgs a{0.05, 0.9, 3e-4, nesterov};
     for (int step = 0; step < 3; ++step) {
       kernels(DeviceType::CPU).sgd_step(pc, gc, bc, a);
-      kernels(DeviceType::CUDA).sgd_step(pg, gg, bg, a);
+      kernels(dev_under_test().type).sgd_step(pg, gg, bg, a);
     }
     for (size_t i = 0; i < sizes.size(); ++i) {
       INFO("sgd nesterov=" << nesterov << " tensor " << i);
@@ -344,7 +388,7 @@ TEST_CASE("cuda: fused optimizer steps (SGD momentum/Nesterov, Adam)", "[cuda]")
     for (int64_t step = 1; step <= 3; ++step) {
       AdamArgs a{3e-4, 0.5, 0.999, 1e-8, 1e-3, step};
       kernels(DeviceType::CPU).adam_step(pc, gc, mc, vc, a);
-      kernels(DeviceType::CUDA).adam_step(pg, gg, mg, vg, a);
+      kernels(dev_under_test().type).adam_step(pg, gg, mg, vg, a);
     }
     for (size_t i = 0; i < sizes.size(); ++i) {
       INFO("adam tensor " << i);
@@ -354,31 +398,31 @@ TEST_CASE("cuda: fused optimizer steps (SGD momentum/Nesterov, Adam)", "[cuda]")
     }
   }
 }
+ASAP_DEVICE_CASE("fused optimizer steps (SGD momentum/Nesterov, Adam)", case_8)
 
-TEST_CASE("cuda: Philox fills equal the CPU backend's", "[cuda]") {
-  ASAP_SKIP_WITHOUT_CUDA();
+void case_9() {
   for (uint64_t offset : {0ull, 7ull}) {
-    Tensor c = Tensor::empty({1001}), g = Tensor::empty({1001}, DType::F32, Device::cuda());
+    Tensor c = Tensor::empty({1001}), g = Tensor::empty({1001}, DType::F32, dev_under_test());
     kernels(DeviceType::CPU).fill_normal(c, 1234, offset, 0.5, 2.0);
-    kernels(DeviceType::CUDA).fill_normal(g, 1234, offset, 0.5, 2.0);
+    kernels(dev_under_test().type).fill_normal(g, 1234, offset, 0.5, 2.0);
     CHECK(rel_l2(g, c) <= 1e-7);
     kernels(DeviceType::CPU).fill_uniform(c, 99, offset, -3.0, 1.0);
-    kernels(DeviceType::CUDA).fill_uniform(g, 99, offset, -3.0, 1.0);
+    kernels(dev_under_test().type).fill_uniform(g, 99, offset, -3.0, 1.0);
     CHECK(rel_l2(g, c) <= 1e-7);
   }
   Generator gc(5), gg(5);
-  Tensor c = Tensor::empty({3, 77}), g = Tensor::empty({3, 77}, DType::F32, Device::cuda());
+  Tensor c = Tensor::empty({3, 77}), g = Tensor::empty({3, 77}, DType::F32, dev_under_test());
   gc.normal_(c);
   gg.normal_(g);
   CHECK(rel_l2(g, c) <= 1e-7);
 }
+ASAP_DEVICE_CASE("Philox fills equal the CPU backend's", case_9)
 
-TEST_CASE("cuda: deterministic reductions (same bits on rerun)", "[cuda]") {
-  ASAP_SKIP_WITHOUT_CUDA();
-  Tensor x = rnd({64, 16, 32, 32}, 700).to(Device::cuda());
+void case_10() {
+  Tensor x = on_dev(rnd({64, 16, 32, 32}, 700));
   const double s1 = ops::sum(x).item(), s2 = ops::sum(x).item();
   CHECK(s1 == s2);
-  Tensor w = rnd({16, 1, 5, 5}, 701).to(Device::cuda()).set_requires_grad(true);
+  Tensor w = on_dev(rnd({16, 1, 5, 5}, 701)).set_requires_grad(true);
   Tensor g1, g2;
   for (Tensor* g : {&g1, &g2}) {
     w.zero_grad();
@@ -386,4 +430,22 @@ TEST_CASE("cuda: deterministic reductions (same bits on rerun)", "[cuda]") {
     *g = w.grad().clone();
   }
   CHECK(rel_l2(g1, g2) == 0.0);
+}
+ASAP_DEVICE_CASE("deterministic reductions (same bits on rerun)", case_10)
+
+TEST_CASE("harness: a wrong device gradient or forward fails the comparison", "[harness]") {
+  // The harness must see a 1% gradient error and a forward error; if it cannot, no [cuda] pass means anything.
+  const Fn f = [](const std::vector<Tensor>& in) { return ops::relu(in[0]); };
+  const std::vector<Tensor> x{rnd({3, 4, 5}, 1)};
+  const Comparison ok = run_both(f, x, {true}, Device::cpu());
+  CHECK(ok.forward == 0.0);
+  REQUIRE(ok.grads.size() == 1);
+  CHECK(ok.grads[0] == 0.0);
+  const Comparison bad = run_both(f, x, {true}, Device::cpu(), 1.01);
+  CHECK(bad.grads[0] > 1e-3);
+  int calls = 0;
+  const Fn g = [&](const std::vector<Tensor>& in) { return calls++ ? ops::mul_scalar(in[0], 1.001) : in[0].clone(); };
+  CHECK(run_both(g, x, {false}, Device::cpu()).forward > 1e-4);
+  // Both graphs are differentiated: the tape is empty afterwards and every gradient exists.
+  CHECK(tape_size() == 0);
 }
