@@ -109,6 +109,61 @@ write("safetensors", "header_too_long", struct.pack("<Q", 1 << 40) + b"{}")
 write("safetensors", "not_object", safetensors([], header_override="[1,2,3]"))
 write("safetensors", "meta_not_string", safetensors([], header_override='{"__metadata__":{"a":1}}'))
 
+# ------------------------------------------------------------------ checkpoint (mode byte + file)
+# The checksum of tools/checkpoint.cpp: CRC-32 over state + NUL and, per tensor in name order,
+# name + NUL, int32 dtype (F32 0, F64 1, I32 2), int64 rank, int64 dims, bytes.
+import zlib  # noqa: E402
+
+DTYPE_CODE = {"F32": 0, "F64": 1, "I32": 2}
+
+
+def checkpoint(tensors, state, fmt="asap-checkpoint-v2", seal=True, mode=0):
+    text = json.dumps(state, separators=(",", ":"))
+    crc = zlib.crc32(text.encode() + b"\0")
+    for name, dtype, shape, raw in sorted(tensors):
+        crc = zlib.crc32(name.encode() + b"\0", crc)
+        crc = zlib.crc32(struct.pack("<iq", DTYPE_CODE[dtype], len(shape)) + struct.pack("<%dq" % len(shape), *shape), crc)
+        crc = zlib.crc32(raw, crc)
+    meta = {"checksum": "crc32:%08x" % (crc if seal else crc ^ 1), "format": fmt, "state": text}
+    return bytes([mode]) + safetensors(sorted(tensors), meta)
+
+
+DARTS_OPS = ["none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
+             "dil_conv_3x3", "dil_conv_5x5"]
+ck_tensors = [("alphas.normal", "F32", [2, 2], f32), ("weights.stem.0.weight", "I32", [3], i32)]
+alive = [[1] * 8 for _ in range(14)]
+alive_pruned = [[1] * 8 for _ in range(14)]
+alive_pruned[3][0] = 0
+searcher = {"format": "asap-search-state-1", "epoch": 2, "step": 8, "temperature": 0.8, "primitives": DARTS_OPS,
+            "sparsity": 0.01, "alive": {"normal": alive_pruned, "reduce": alive},
+            "prune_log": [{"epoch": 1, "step": 6, "cell_type": "normal", "edge": 3, "op": "none", "phi": 0.01,
+                           "T": 0.8, "theta": 0.05}]}
+search_state = {"searcher": searcher, "seconds": 3.5, "completed": False}
+genotype_json = {"normal": [["sep_conv_3x3", 0], ["sep_conv_3x3", 1], ["skip_connect", 0], ["sep_conv_3x3", 1],
+                            ["skip_connect", 0], ["sep_conv_3x3", 1], ["sep_conv_3x3", 0], ["skip_connect", 2]],
+                 "normal_concat": [2, 3, 4, 5],
+                 "reduce": [["max_pool_3x3", 0], ["max_pool_3x3", 1], ["skip_connect", 2], ["max_pool_3x3", 1],
+                            ["max_pool_3x3", 0], ["skip_connect", 2], ["skip_connect", 2], ["max_pool_3x3", 1]],
+                 "reduce_concat": [2, 3, 4, 5]}
+train_state = {"trainer": {"format": "asap-train-state-1", "epoch": 3, "step": 30, "genotype": genotype_json,
+                           "drop_path_offset": 7}, "seconds": 9.0, "test": {"loss": 0.6, "acc": 0.8}}
+write("checkpoint", "search_valid", checkpoint(ck_tensors, search_state))
+write("checkpoint", "search_valid_reseal", checkpoint(ck_tensors, search_state, mode=1))
+write("checkpoint", "train_valid", checkpoint(ck_tensors, train_state))
+write("checkpoint", "train_valid_reseal", checkpoint(ck_tensors, train_state, mode=1))
+write("checkpoint", "bad_checksum", checkpoint(ck_tensors, search_state, seal=False))
+write("checkpoint", "format_v1", checkpoint(ck_tensors, search_state, fmt="asap-checkpoint-v1"))
+for name, edit in [("epoch_huge", ("epoch", 10 ** 9)), ("epoch_negative", ("epoch", -1)), ("epoch_string", ("epoch", "2")),
+                   ("step_float", ("step", 1.5)), ("temperature_zero", ("temperature", 0))]:
+    bad = json.loads(json.dumps(search_state))
+    bad["searcher"][edit[0]] = edit[1]
+    write("checkpoint", name, checkpoint(ck_tensors, bad, mode=1))
+bad = json.loads(json.dumps(train_state))
+bad["test"]["acc"] = 2
+write("checkpoint", "train_acc_range", checkpoint(ck_tensors, bad, mode=1))
+write("checkpoint", "state_not_json", bytes([1]) + safetensors(ck_tensors, {"format": "asap-checkpoint-v2", "state": "{x"}))
+
+
 # ------------------------------------------------------------------ YAML config
 write("config", "empty", "")
 write("config", "minimal", "data:\n  dataset: fashion_mnist\n  root: /tmp/x\n  subset: 64\nrun:\n  device: cpu\n  threads: 2\n")
@@ -219,6 +274,13 @@ OPS = ["none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "
 with open(os.path.join(HERE, "genotype.dict"), "w") as f:
     for t in ["Genotype", "normal", "reduce", "normal_concat", "reduce_concat", "range", "(", ")", "[", "]", "=", "{", "}", ":",
               ", ", "'", "\\x22", "-", "+"] + ["'%s'" % o for o in OPS]:
+        f.write('"%s"\n' % t)
+with open(os.path.join(HERE, "checkpoint.dict"), "w") as f:
+    for t in ["__metadata__", "checksum", "crc32:", "format", "asap-checkpoint-v2", "state", "searcher", "trainer",
+              "epoch", "step", "temperature", "primitives", "sparsity", "alive", "normal", "reduce", "prune_log",
+              "cell_type", "edge", "op", "phi", "T", "theta", "seconds", "completed", "test", "loss", "acc",
+              "genotype", "drop_path_offset", "asap-search-state-1", "asap-train-state-1", "true", "false",
+              "-1", "1e308", "{", "}", "[", "]", ":", ",", "\\x22", "\\\\\\x22"] + DARTS_OPS:
         f.write('"%s"\n' % t)
 with open(os.path.join(HERE, "safetensors.dict"), "w") as f:
     for t in ["__metadata__", "dtype", "shape", "data_offsets", "F32", "F64", "I32", "BF16", "format",

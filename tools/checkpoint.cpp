@@ -17,9 +17,11 @@ using json = nlohmann::json;
 constexpr const char* kFormat = "asap-checkpoint-v2";
 constexpr int64_t kMaxStep = int64_t{1} << 53;  // exact in a JSON double
 
+}  // namespace
+
 // CRC-32 (zlib) over the state text and, per tensor in name order, name, dtype, shape and bytes:
 // every byte of the header that matters and every byte of the data section.
-std::string checksum(const std::string& state, const std::map<std::string, Tensor>& tensors) {
+std::string checkpoint_checksum(const std::string& state, const std::map<std::string, Tensor>& tensors) {
   uLong crc = crc32_z(0L, Z_NULL, 0);
   auto add = [&](const void* p, size_t n) { crc = crc32_z(crc, static_cast<const Bytef*>(p), n); };
   add(state.data(), state.size() + 1);
@@ -36,6 +38,8 @@ std::string checksum(const std::string& state, const std::map<std::string, Tenso
   std::snprintf(buf, sizeof buf, "crc32:%08lx", static_cast<unsigned long>(crc & 0xffffffffUL));
   return buf;
 }
+
+namespace {
 
 // Schema checks over the state JSON: each failure names the dotted key and what was expected.
 class Validator {
@@ -184,7 +188,7 @@ void save_checkpoint(const std::string& path, const std::map<std::string, Tensor
     host.emplace(name, h.device() == Device::cpu() ? h : h.to(Device::cpu()));
   }
   const std::string text = state.dump();
-  save_safetensors(path, host, {{"state", text}, {"format", kFormat}, {"checksum", checksum(text, host)}});
+  save_safetensors(path, host, {{"state", text}, {"format", kFormat}, {"checksum", checkpoint_checksum(text, host)}});
 }
 
 Checkpoint load_checkpoint(const std::string& path, const CheckpointSchema& schema) {
@@ -200,7 +204,7 @@ Checkpoint load_checkpoint(const std::string& path, const CheckpointSchema& sche
   c.tensors = f.as_map();
   if (c.tensors.size() != f.tensors.size()) throw IoError(path + ": duplicate tensor names");
   const std::string state = meta("state");
-  const std::string stored = meta("checksum"), actual = checksum(state, c.tensors);
+  const std::string stored = meta("checksum"), actual = checkpoint_checksum(state, c.tensors);
   if (stored != actual)
     throw IoError(path + ": checksum mismatch (stored '" + stored + "', contents give '" + actual +
                   "'): the file is corrupt");

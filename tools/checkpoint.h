@@ -31,6 +31,9 @@ struct Checkpoint {
   nlohmann::json state;
 };
 
+// "crc32:xxxxxxxx" over the state text and, per tensor in name order, name, dtype, shape, bytes.
+std::string checkpoint_checksum(const std::string& state, const std::map<std::string, Tensor>& tensors);
+
 // Written atomically (temporary file, fsync, rename), with the format tag and checksum.
 void save_checkpoint(const std::string& path, const std::map<std::string, Tensor>& tensors,
                      const nlohmann::json& state);

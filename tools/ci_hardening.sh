@@ -54,7 +54,7 @@ if { [ "$WHAT" = all ] || [ "$WHAT" = fuzz ]; } && [ "$FUZZ_SECONDS" -gt 0 ]; th
   ninja -C build-fuzz -j"$JOBS"
   echo "fuzz build: $(since "$t0") s"
   t0=$(date +%s)
-  targets=(fuzz_idx fuzz_cifar fuzz_safetensors fuzz_config fuzz_genotype)
+  targets=(fuzz_idx fuzz_cifar fuzz_safetensors fuzz_config fuzz_genotype fuzz_checkpoint)
   work=build-fuzz/work
   rm -rf "$work" && mkdir -p "$work" build-fuzz/artifacts
   run_one() {  # target -> log in $work/<target>.log, exit status of the fuzzer
