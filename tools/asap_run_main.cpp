@@ -229,6 +229,7 @@ int run_main(const Args& a, std::string& out_dir) {
     summary["search_seconds"] = s.seconds;
     summary["genotype"] = nas::to_text(s.genotype);
     run::write_file_atomic(summary_path, summary.dump(2) + "\n");
+    if (wants_train(a)) run::check_interrupt("train", 0, 0);  // a signal during the last search epoch
   }
   if (wants_train(a)) {
     nas::Genotype g = run::resolve_genotype(cfg, out);
