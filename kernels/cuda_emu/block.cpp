@@ -32,10 +32,10 @@
 #define ASAP_EMU_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-thread_local uint3 threadIdx{0, 0, 0};
-thread_local uint3 blockIdx{0, 0, 0};
-thread_local dim3 blockDim{1, 1, 1};
-thread_local dim3 gridDim{1, 1, 1};
+thread_local uint3 threadIdx ASAP_EMU_TLS{0, 0, 0};
+thread_local uint3 blockIdx ASAP_EMU_TLS{0, 0, 0};
+thread_local dim3 blockDim ASAP_EMU_TLS{1, 1, 1};
+thread_local dim3 gridDim ASAP_EMU_TLS{1, 1, 1};
 
 namespace cuda_emu {
 namespace {
@@ -85,8 +85,8 @@ std::string hex(unsigned m) {
 }
 
 class BlockRunner;
-thread_local BlockRunner* tl_runner = nullptr;
-thread_local EmuThread* tl_self = nullptr;
+thread_local BlockRunner* tl_runner ASAP_EMU_TLS = nullptr;
+thread_local EmuThread* tl_self ASAP_EMU_TLS = nullptr;
 std::atomic<uint64_t> g_launch_serial{0};
 
 void fiber_main(void* arg);
@@ -126,10 +126,17 @@ class BlockRunner {
     TlGuard guard(this);
     for (;;) {
       if (o.schedule == Schedule::Shuffle) std::shuffle(order_.begin(), order_.end(), rng);
-      for (int i : order_) {
-        EmuThread& t = threads_[i];
-        if (t.st != St::Ready) continue;
-        resume(t);
+      // One round: every ready fiber, in schedule order, runs to its next collective. A parking
+      // fiber hands over directly to the next one (one switch per fiber, not two).
+      round_.clear();
+      for (int i : order_)
+        if (threads_[i].st == St::Ready) round_.push_back(i);
+      round_pos_ = 0;
+      if (!round_.empty()) {
+        EmuThread& first = threads_[round_[0]];
+        enter(first);
+        fiber_switch(sched_, first.ctx);
+        tl_self = nullptr;
         if (error_) std::rethrow_exception(error_);
       }
       if (resolve_warps()) continue;
@@ -149,13 +156,22 @@ class BlockRunner {
 
   void* shared() { return shared_; }
 
-  // Called on a fiber: park it at a collective and return to the scheduler.
-  void park(EmuThread& t) { fiber_switch(t.ctx, sched_); }
+  // Called on a fiber parked at a collective (or done): run the next fiber of this round, or
+  // return to the scheduler when the round is over or a fiber failed.
+  void park(EmuThread& t) {
+    if (!error_ && ++round_pos_ < round_.size()) {
+      EmuThread& next = threads_[round_[round_pos_]];
+      enter(next);
+      fiber_switch(t.ctx, next.ctx);
+    } else {
+      fiber_switch(t.ctx, sched_);
+    }
+  }
 
   void finish(EmuThread& t, std::exception_ptr e) {
     if (e && !error_) error_ = in_thread(t, e);
     t.st = St::Done;
-    fiber_switch(t.ctx, sched_);  // never resumed
+    park(t);  // never resumed
     std::abort();
   }
 
@@ -171,11 +187,9 @@ class BlockRunner {
     }
   };
 
-  void resume(EmuThread& t) {
+  void enter(EmuThread& t) {
     threadIdx = t.idx;
     tl_self = &t;
-    fiber_switch(sched_, t.ctx);
-    tl_self = nullptr;
   }
 
   std::string where() const {
@@ -328,6 +342,8 @@ class BlockRunner {
   uint3 bidx_{};
   std::vector<EmuThread> threads_;
   std::vector<int> order_;
+  std::vector<int> round_;  // this round's ready fibers, in schedule order
+  size_t round_pos_ = 0;
   StackPool stacks_;
   FiberContext sched_;
   std::exception_ptr error_;

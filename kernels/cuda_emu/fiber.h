@@ -12,9 +12,12 @@
 #include <cstddef>
 #include <exception>
 
+// Internal to the emulator library: hidden, so calls bind directly instead of through the PLT.
+#define ASAP_EMU_INTERNAL __attribute__((visibility("hidden")))
+
 namespace cuda_emu {
 
-class StackPool {
+class ASAP_EMU_INTERNAL StackPool {
  public:
   StackPool() = default;
   ~StackPool();
@@ -44,14 +47,14 @@ struct FiberContext {
 using FiberEntry = void (*)(void* arg);
 
 // Prepares `f` to start `entry(arg)` on stack [bottom, top) at its first switch_to.
-void fiber_prepare(FiberContext& f, char* bottom, char* top, FiberEntry entry, void* arg);
+ASAP_EMU_INTERNAL void fiber_prepare(FiberContext& f, char* bottom, char* top, FiberEntry entry, void* arg);
 // Saves the current context into `from` and resumes `to`.
-void fiber_switch(FiberContext& from, FiberContext& to);
+ASAP_EMU_INTERNAL void fiber_switch(FiberContext& from, FiberContext& to);
 // The scheduler's own context: its stack is the OS thread's (used for the sanitizer annotations).
-void fiber_init_thread_context(FiberContext& f);
+ASAP_EMU_INTERNAL void fiber_init_thread_context(FiberContext& f);
 // Sanitizer bookkeeping: after_switch runs on the side that was resumed; fiber_started first
 // thing in a new fiber's entry function.
-void fiber_after_switch(FiberContext& from);
-void fiber_started();
+ASAP_EMU_INTERNAL void fiber_after_switch(FiberContext& from);
+ASAP_EMU_INTERNAL void fiber_started();
 
 }  // namespace cuda_emu

@@ -41,11 +41,14 @@ struct alignas(8) float2 {
 inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
 inline float2 make_float2(float x, float y) { return float2{x, y}; }
 
-// Per-fiber (threadIdx) and per-block (the others) coordinates, written by the scheduler.
-extern thread_local uint3 threadIdx;
-extern thread_local uint3 blockIdx;
-extern thread_local dim3 blockDim;
-extern thread_local dim3 gridDim;
+// Per-fiber (threadIdx) and per-block (the others) coordinates, written by the scheduler. The
+// initial-exec TLS model makes each access one segment-relative load instead of a call to
+// __tls_get_addr (the emulator lives in a library loaded at program start, never dlopen'ed).
+#define ASAP_EMU_TLS __attribute__((tls_model("initial-exec")))
+extern thread_local uint3 threadIdx ASAP_EMU_TLS;
+extern thread_local uint3 blockIdx ASAP_EMU_TLS;
+extern thread_local dim3 blockDim ASAP_EMU_TLS;
+extern thread_local dim3 gridDim ASAP_EMU_TLS;
 constexpr int warpSize = 32;
 
 // --- device math that CUDA provides unqualified in device code ---
