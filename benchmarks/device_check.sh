@@ -4,11 +4,13 @@
 #   benchmarks/device_check.sh --pack     # run HERE after building build-cuda: stage binaries + their
 #                                         # non-CUDA shared libraries into build-cuda/device-bin so a
 #                                         # device run can skip the build (carry build-cuda/device-bin)
-# Stages (each with its own timeout, all inside an 8-minute budget):
+# Stages (each with its own timeout, all inside a 4-minute budget: a lent GPU machine gives about
+# 15 minutes, and starting it costs minutes of that):
 #   1 build    configure + build with -DASAP_CUDA=ON (cuDNN from the toolkit or the nvidia-cudnn wheel),
 #              skipped when a carried build-cuda/device-bin runs here
-#   2 tests    asap_tests "[cuda]" (CUDA vs CPU, every op and gradient), then the conv tests again with
-#              ASAP_CONV_ALGO=im2col so both general-conv paths are checked
+#   2 tests    the tests the CUDA emulator already proves on the CPU, first: asap_tests "[cuda]"
+#              (CUDA vs CPU, every op and gradient) and "[cuda-step]" (the whole search step), then
+#              the conv tests again with ASAP_CONV_ALGO=im2col so both general-conv paths are checked
 #   3 memcheck compute-sanitizer --tool memcheck on one small [cuda] test
 #   4 kernels  gpu_kernel_bench: GB/s and % of measured d2d cudaMemcpy bandwidth (L2 flushed)
 #   5 step     tools' asap_bench on the gpu-darts configuration, if that binary exists
@@ -49,7 +51,7 @@ mkdir -p "$OUT"
 LOG="$OUT/device_check.log"
 : >"$LOG"
 exec > >(tee -a "$LOG") 2>&1
-BUDGET=${ASAP_CHECK_BUDGET_S:-470}   # seconds; the whole check must end within 8 minutes
+BUDGET=${ASAP_CHECK_BUDGET_S:-230}   # seconds; the whole check must end within 4 minutes
 T0=$(date +%s)
 NAMES=()
 STATUS=()
@@ -67,6 +69,22 @@ run_stage() {
   echo "=== [$name] (timeout ${t}s): $*"
   timeout --kill-after=5 "$t" "$@"
   rc=$?
+  local d=$(($(date +%s) - s)) st=ok
+  [ $rc -ne 0 ] && st="FAIL(rc=$rc)"
+  [ $rc -eq 124 ] || [ $rc -eq 137 ] && st="TIMEOUT"
+  record "$name" "$st" "$d" "$note"
+  return $rc
+}
+
+# run_stage_out NAME CAP_S NOTE FILE -- command...: as run_stage, stdout also saved to FILE; the
+# status is the command's own, never the tee's.
+run_stage_out() {
+  local name=$1 capw=$2 note=$3 file=$4
+  shift 5
+  local t=$(cap "$capw") s=$(date +%s) rc
+  echo "=== [$name] (timeout ${t}s): $*"
+  timeout --kill-after=5 "$t" "$@" | tee "$file"
+  rc=${PIPESTATUS[0]}
   local d=$(($(date +%s) - s)) st=ok
   [ $rc -ne 0 ] && st="FAIL(rc=$rc)"
   [ $rc -eq 124 ] || [ $rc -eq 137 ] && st="TIMEOUT"
@@ -175,14 +193,32 @@ if [ -z "$BIN" ]; then
   fi
 fi
 
-# ---- stage 2: CUDA vs CPU tests
+# cuDNN: compiled into the binaries (they link it), and which version.
+CUDNN_LINKED=no
+[ -x "$BIN/asap_tests" ] && ldd "$BIN/asap_tests" 2>/dev/null | grep -q libcudnn && CUDNN_LINKED=yes
+[ -n "${B:-}" ] && [ -f "$B/engine/libasap_engine.so" ] && ldd "$B/engine/libasap_engine.so" | grep -q libcudnn && CUDNN_LINKED=yes
+for so in "$PRE/lib/libasap_engine.so"; do
+  [ -f "$so" ] && LD_LIBRARY_PATH="$PRE/lib:$LIBDIRS" ldd "$so" 2>/dev/null | grep -q libcudnn && CUDNN_LINKED=yes
+done
+CUDNN_VERSION=unknown
+for h in "${CUDNN_ROOT:+$CUDNN_ROOT/include/cudnn_version.h}" /usr/local/cuda/include/cudnn_version.h; do
+  if [ -n "$h" ] && [ -f "$h" ]; then
+    CUDNN_VERSION=$(awk '/#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) /{v=v (v?".":"") $3} END{print v}' "$h")
+    break
+  fi
+done
+echo "cuDNN compiled in: $CUDNN_LINKED (headers: $CUDNN_VERSION)"
+record cudnn "$CUDNN_LINKED" 0 "cuDNN linked: $CUDNN_LINKED, version $CUDNN_VERSION"
+
+# ---- stage 2: CUDA vs CPU tests, those the emulator proves first
 if [ -x "$BIN/asap_tests" ]; then
-  run_stage tests 150 "asap_tests [cuda], conv algo default" -- "$BIN/asap_tests" "[cuda]" --durations yes
-  run_stage tests_im2col 60 "conv tests, ASAP_CONV_ALGO=im2col" -- \
+  run_stage tests 90 "asap_tests [cuda] (emulation-proven), conv algo default" -- "$BIN/asap_tests" "[cuda]" --durations yes
+  run_stage tests_step 60 "asap_tests [cuda-step]: the search step vs the CPU" -- "$BIN/asap_tests" "[cuda-step]"
+  run_stage tests_im2col 30 "conv tests, ASAP_CONV_ALGO=im2col" -- \
     env ASAP_CONV_ALGO=im2col "$BIN/asap_tests" "cuda: conv2d paths*"
   # ---- stage 3: memory checker on one small test
   if command -v compute-sanitizer >/dev/null; then
-    run_stage memcheck 120 "compute-sanitizer memcheck, sep block test" -- compute-sanitizer --tool memcheck \
+    run_stage memcheck 45 "compute-sanitizer memcheck, sep block test" -- compute-sanitizer --tool memcheck \
       --error-exitcode 3 "$BIN/asap_tests" "cuda: fused separable block matches the CPU"
   else
     record memcheck "skipped" 0 "compute-sanitizer not found"
@@ -193,14 +229,15 @@ fi
 
 # ---- stage 4: kernel bandwidth
 if [ -x "$BIN/gpu_kernel_bench" ]; then
-  run_stage kernels 90 "gpu_kernel_bench, L2 flushed, median of 20" -- "$BIN/gpu_kernel_bench" --json "$OUT/kernel_bench.json"
+  run_stage kernels 40 "gpu_kernel_bench, L2 flushed, median of 20" -- "$BIN/gpu_kernel_bench" --json "$OUT/kernel_bench.json"
 else
   record kernels "skipped" 0 "gpu_kernel_bench not built"
 fi
 
 # ---- stage 5: search-step benchmark
 if [ -x "$BIN/asap_bench" ]; then
-  run_stage step 150 "asap_bench gpu-darts" -- sh -c "'$BIN/asap_bench' --device cuda --C 16 --layers 8 --batch 64 --hw 32 --cin 3 --steps 10 --sparsity 0,0.43,0.71,0.86 | tee '$OUT/asap_bench.jsonl'"
+  run_stage_out step 60 "asap_bench gpu-darts" "$OUT/asap_bench.jsonl" -- "$BIN/asap_bench" --device cuda --C 16 \
+    --layers 8 --batch 64 --hw 32 --cin 3 --steps 10 --sparsity 0,0.43,0.71,0.86
 else
   record step "skipped" 0 "tools/asap_bench not built"
 fi

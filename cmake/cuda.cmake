@@ -36,7 +36,15 @@ if(ASAP_WITH_CUDA)
   find_path(CUDNN_INCLUDE_DIR cudnn.h
     HINTS ${CUDNN_ROOT} ${CUDAToolkit_INCLUDE_DIRS} ${CUDAToolkit_LIBRARY_ROOT}
     PATH_SUFFIXES include)
-  find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9
+  # The library must come from the same installation as the header (a wheel's cudnn.h with the
+  # system's libcudnn is an ABI mismatch): look next to the header first, one folder per name
+  # order (NAMES_PER_DIR), and only then elsewhere.
+  if(CUDNN_INCLUDE_DIR)
+    get_filename_component(CUDNN_PREFIX ${CUDNN_INCLUDE_DIR} DIRECTORY)
+    find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 NAMES_PER_DIR
+      HINTS ${CUDNN_PREFIX} PATH_SUFFIXES lib lib64 lib/x64 lib/x86_64-linux-gnu NO_DEFAULT_PATH)
+  endif()
+  find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 NAMES_PER_DIR
     HINTS ${CUDNN_ROOT} ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}
     PATH_SUFFIXES lib lib64 lib/x64)
   if(CUDNN_INCLUDE_DIR AND CUDNN_LIBRARY)

@@ -12,6 +12,11 @@ namespace asap::run {
 
 Device resolve_device(const std::string& name) {
   if (name == "auto") {
+#if defined(ASAP_CUDA_EMU)
+    // The emulated device is for checking the CUDA code, hundreds of times slower than the CPU
+    // backend: only an explicit run.device: cuda selects it.
+    return Device::cpu();
+#endif
     if (backend_available(DeviceType::CUDA)) {
       try {
         Tensor probe = Tensor::empty(Shape{1}, DType::F32, Device::cuda(0));

@@ -201,7 +201,7 @@ void empty_cache(int index) noexcept {
   std::lock_guard<std::mutex> lock(s.mu);
   if (s.stream) {
     stats::count_sync("empty_cache");
-    ASAP_CUDA_WARN(cudaStreamSynchronize(s.stream));
+    ASAP_CUDA_WARN(cudaStreamSynchronize(s.stream));  // counted: stats::count_sync above (no-throw path)
   }
   release_cache_locked(s);
 }

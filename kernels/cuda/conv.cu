@@ -99,8 +99,7 @@ void conv2d_fwd_cuda(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dPa
     }
     case Path::General: {
       Tensor xc = x.contiguous();
-      if (use_cudnn()) cudnn_conv_fwd(xc, w, y, p);
-      else im2col_conv_fwd(xc, w, y, p);
+      if (!use_cudnn() || !cudnn_conv_fwd(xc, w, y, p)) im2col_conv_fwd(xc, w, y, p);
       return;
     }
   }
@@ -128,8 +127,7 @@ void conv2d_bwd_data_cuda(const Tensor& dy, const Tensor& w, Tensor& dx, const C
       dw_bwd_data(fptr(dy), fptr(w), nullptr, fptr(dx), dw_shape(dx, (int)w.dim(2), Ho, Wo, p));
       return;
     case Path::General:
-      if (use_cudnn()) cudnn_conv_bwd_data(dy, w, dx, p);
-      else im2col_conv_bwd_data(dy, w, dx, p);
+      if (!use_cudnn() || !cudnn_conv_bwd_data(dy, w, dx, p)) im2col_conv_bwd_data(dy, w, dx, p);
       return;
   }
 }
@@ -150,8 +148,7 @@ void conv2d_bwd_weight_cuda(const Tensor& x, const Tensor& dy, Tensor& dw, const
     }
     case Path::General: {
       Tensor xc = x.contiguous();
-      if (use_cudnn()) cudnn_conv_bwd_weight(xc, dy, dw, p);
-      else im2col_conv_bwd_weight(xc, dy, dw, p);
+      if (!use_cudnn() || !cudnn_conv_bwd_weight(xc, dy, dw, p)) im2col_conv_bwd_weight(xc, dy, dw, p);
       return;
     }
   }

@@ -1,6 +1,11 @@
 // General convolutions through cuDNN's legacy (v9) API. Math is restricted to FMA (no TF32) so
-// results track the CPU backend; only deterministic algorithms are taken for the backward passes.
-// The algorithm per (shape, direction) is picked once by cuDNN's heuristics and cached.
+// results track the CPU backend: the descriptor is set to CUDNN_FMA_MATH and only heuristic
+// entries whose mathType is FMA are taken (an entry's mathType overrides the descriptor's when
+// used, so an unfiltered pick could run TF32). Backward passes take deterministic algorithms
+// only. The workspace is what cudnnGetConvolution*WorkspaceSize reports for the chosen
+// algorithm (the heuristic entry's `memory` field is an estimate). The choice per (shape,
+// direction) is cached; when cuDNN supports no such algorithm the call returns false and the
+// dispatcher uses im2col + cuBLAS for that shape.
 #include "kernels/cuda/conv_paths.cuh"
 
 #if defined(ASAP_WITH_CUDNN)
@@ -49,8 +54,9 @@ Key make_key(int dir, const Tensor& x, const Tensor& w, const Conv2dParams& p) {
              p.stride, p.padding, p.dilation, p.groups};
 }
 struct Choice {
-  int algo;
-  size_t ws;
+  bool ok = false;  // false: cuDNN has no usable algorithm here, use im2col
+  int algo = 0;
+  size_t ws = 0;
 };
 std::mutex g_mu;
 std::map<Key, Choice>& cache() {
@@ -58,20 +64,36 @@ std::map<Key, Choice>& cache() {
   return *m;
 }
 
+// The first heuristic entry that succeeded, runs in FMA math and (when asked) is deterministic.
 template <typename Perf>
-Choice pick(const Perf* perf, int n, bool need_deterministic, const char* op) {
+Choice pick(const Perf* perf, int n, bool need_deterministic) {
   for (int i = 0; i < n; ++i)
-    if (perf[i].status == CUDNN_STATUS_SUCCESS &&
-        (!need_deterministic || perf[i].determinism == CUDNN_DETERMINISTIC))
-      return Choice{static_cast<int>(perf[i].algo), perf[i].memory};
-  throw DeviceError(std::string("cuDNN found no usable algorithm for ") + op);
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].mathType == CUDNN_FMA_MATH &&
+        (!need_deterministic || perf[i].determinism == CUDNN_DETERMINISTIC)) {
+      Choice c;
+      c.ok = true;
+      c.algo = static_cast<int>(perf[i].algo);
+      return c;
+    }
+  return Choice{};
+}
+
+// Sets c.ws from cuDNN's own size query for the chosen algorithm; NOT_SUPPORTED means im2col.
+void query_workspace(Choice& c, cudnnStatus_t status, size_t bytes) {
+  if (!c.ok) return;
+  if (status == CUDNN_STATUS_NOT_SUPPORTED) {
+    c.ok = false;
+    return;
+  }
+  ASAP_CUDNN_CHECK(status);
+  c.ws = bytes;
 }
 
 }  // namespace
 
 bool cudnn_compiled() { return true; }
 
-void cudnn_conv_fwd(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dParams& p) {
+bool cudnn_conv_fwd(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dParams& p) {
   Descs d(x, w, y, p);
   cudnnHandle_t h = cudnn_handle();
   Choice c;
@@ -84,18 +106,25 @@ void cudnn_conv_fwd(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dPar
       int n = 0;
       ASAP_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y,
                                                               CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf));
-      it = cache().emplace(key, pick(perf, n, false, "conv2d_fwd")).first;
+      Choice ch = pick(perf, n, false);
+      size_t bytes = 0;
+      query_workspace(ch, ch.ok ? cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y,
+                                      static_cast<cudnnConvolutionFwdAlgo_t>(ch.algo), &bytes)
+                                : CUDNN_STATUS_SUCCESS, bytes);
+      it = cache().emplace(key, ch).first;
     }
     c = it->second;
   }
+  if (!c.ok) return false;
   DeviceBuffer ws(c.ws);
   const float one = 1.f, zero = 0.f;
   ASAP_CUDNN_CHECK(cudnnConvolutionForward(h, &one, d.x, fptr(x), d.w, fptr(w), d.conv,
                                            static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), ws.get(), c.ws,
                                            &zero, d.y, fptr(y)));
+  return true;
 }
 
-void cudnn_conv_bwd_data(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dParams& p) {
+bool cudnn_conv_bwd_data(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dParams& p) {
   Descs d(dx, w, dy, p);
   cudnnHandle_t h = cudnn_handle();
   Choice c;
@@ -108,18 +137,25 @@ void cudnn_conv_bwd_data(const Tensor& dy, const Tensor& w, Tensor& dx, const Co
       int n = 0;
       ASAP_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
           h, d.w, d.y, d.conv, d.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf));
-      it = cache().emplace(key, pick(perf, n, true, "conv2d_bwd_data")).first;
+      Choice ch = pick(perf, n, true);
+      size_t bytes = 0;
+      query_workspace(ch, ch.ok ? cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w, d.y, d.conv, d.x,
+                                      static_cast<cudnnConvolutionBwdDataAlgo_t>(ch.algo), &bytes)
+                                : CUDNN_STATUS_SUCCESS, bytes);
+      it = cache().emplace(key, ch).first;
     }
     c = it->second;
   }
+  if (!c.ok) return false;
   DeviceBuffer ws(c.ws);
   const float one = 1.f, zero = 0.f;
   ASAP_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, d.w, fptr(w), d.y, fptr(dy), d.conv,
                                                 static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo), ws.get(),
                                                 c.ws, &zero, d.x, fptr(dx)));
+  return true;
 }
 
-void cudnn_conv_bwd_weight(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dParams& p) {
+bool cudnn_conv_bwd_weight(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dParams& p) {
   Descs d(x, dw, dy, p);
   cudnnHandle_t h = cudnn_handle();
   Choice c;
@@ -132,15 +168,22 @@ void cudnn_conv_bwd_weight(const Tensor& x, const Tensor& dy, Tensor& dw, const 
       int n = 0;
       ASAP_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
           h, d.x, d.y, d.conv, d.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf));
-      it = cache().emplace(key, pick(perf, n, true, "conv2d_bwd_weight")).first;
+      Choice ch = pick(perf, n, true);
+      size_t bytes = 0;
+      query_workspace(ch, ch.ok ? cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x, d.y, d.conv, d.w,
+                                      static_cast<cudnnConvolutionBwdFilterAlgo_t>(ch.algo), &bytes)
+                                : CUDNN_STATUS_SUCCESS, bytes);
+      it = cache().emplace(key, ch).first;
     }
     c = it->second;
   }
+  if (!c.ok) return false;
   DeviceBuffer ws(c.ws);
   const float one = 1.f, zero = 0.f;
   ASAP_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, d.x, fptr(x), d.y, fptr(dy), d.conv,
                                                   static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), ws.get(),
                                                   c.ws, &zero, d.w, fptr(dw)));
+  return true;
 }
 
 }  // namespace asap::cuda
@@ -149,13 +192,13 @@ void cudnn_conv_bwd_weight(const Tensor& x, const Tensor& dy, Tensor& dw, const 
 
 namespace asap::cuda {
 bool cudnn_compiled() { return false; }
-void cudnn_conv_fwd(const Tensor&, const Tensor&, Tensor&, const Conv2dParams&) {
+bool cudnn_conv_fwd(const Tensor&, const Tensor&, Tensor&, const Conv2dParams&) {
   throw Error("cuDNN is not compiled into this build (set CUDNN_ROOT when configuring)");
 }
-void cudnn_conv_bwd_data(const Tensor&, const Tensor&, Tensor&, const Conv2dParams&) {
+bool cudnn_conv_bwd_data(const Tensor&, const Tensor&, Tensor&, const Conv2dParams&) {
   throw Error("cuDNN is not compiled into this build (set CUDNN_ROOT when configuring)");
 }
-void cudnn_conv_bwd_weight(const Tensor&, const Tensor&, Tensor&, const Conv2dParams&) {
+bool cudnn_conv_bwd_weight(const Tensor&, const Tensor&, Tensor&, const Conv2dParams&) {
   throw Error("cuDNN is not compiled into this build (set CUDNN_ROOT when configuring)");
 }
 }  // namespace asap::cuda

@@ -18,10 +18,12 @@ void im2col_conv_fwd(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dPa
 void im2col_conv_bwd_data(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dParams& p);
 void im2col_conv_bwd_weight(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dParams& p);
 
-// cuDNN (legacy v9 API); available only when built with ASAP_WITH_CUDNN.
+// cuDNN (legacy v9 API); available only when built with ASAP_WITH_CUDNN (never in the emulation
+// build: cuDNN is not emulated). Each returns false, having done nothing, when cuDNN offers no
+// FMA-math algorithm for the shape (the caller then takes im2col + cuBLAS).
 bool cudnn_compiled();
-void cudnn_conv_fwd(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dParams& p);
-void cudnn_conv_bwd_data(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dParams& p);
-void cudnn_conv_bwd_weight(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dParams& p);
+bool cudnn_conv_fwd(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dParams& p);
+bool cudnn_conv_bwd_data(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dParams& p);
+bool cudnn_conv_bwd_weight(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dParams& p);
 
 }  // namespace asap::cuda

@@ -38,7 +38,9 @@ __global__ void maxpool_fwd_kernel(const float* __restrict__ x, float* __restric
     for (int h = h0; h < h1; ++h)
       for (int w = w0; w < w1; ++w) {
         const float v = xp[h * d.W + w];
-        if (v > best || v != v) {  // NaN propagates, as on the CPU and in PyTorch
+        // NaN propagates and the LAST NaN of the window (scan order) takes the index, exactly as
+        // the CPU backend and PyTorch's `(val > maxval) || isnan(val)` (a [cuda] test pins it).
+        if (v > best || v != v) {
           best = v;
           arg = h * d.W + w;
         }
