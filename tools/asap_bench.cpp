@@ -20,6 +20,10 @@
 #include "engine/storage.h"
 #include "nas/search.h"
 
+#if defined(ASAP_WITH_CUDA)
+#include "kernels/cuda/stats.h"
+#endif
+
 using namespace asap;
 using namespace asap::nas;
 
@@ -155,8 +159,15 @@ nlohmann::json run_level(const Args& a, Device dev, double s) {
 
   searcher.step(train, &val);  // warm-up: caches, lazily created optimizer state
   synchronize(dev);
+#if defined(ASAP_WITH_CUDA)
+  const cuda::stats::Snapshot before = cuda::stats::snapshot();
+#endif
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < a.steps; ++i) searcher.step(train, &val);
+#if defined(ASAP_WITH_CUDA)
+  // Counted before the closing synchronize, which belongs to the benchmark, not to the steps.
+  const cuda::stats::Snapshot per = cuda::stats::diff(cuda::stats::snapshot(), before);
+#endif
   synchronize(dev);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / a.steps;
 
@@ -171,6 +182,20 @@ nlohmann::json run_level(const Args& a, Device dev, double s) {
   j["threads"] = a.threads;
   j["step_ms"] = std::round(ms * 100.0) / 100.0;
   j["peak_mem_mb"] = std::round(peak_mb(dev) * 10.0) / 10.0;
+#if defined(ASAP_WITH_CUDA)
+  if (dev.is_cuda()) {
+    // Exact counts per step (kernels/cuda/stats.h), the same on a GPU and in the emulator.
+    j["kernel_launches_per_step"] = static_cast<double>(per.launches) / a.steps;
+    j["host_syncs_per_step"] = static_cast<double>(per.host_syncs) / a.steps;
+    j["blas_calls_per_step"] = static_cast<double>(per.blas_calls) / a.steps;
+    j["bytes_h2d_per_step"] = static_cast<double>(per.bytes_h2d) / a.steps;
+    j["bytes_d2h_per_step"] = static_cast<double>(per.bytes_d2h) / a.steps;
+    j["cuda_graph"] = per.graph_launches > 0;
+    nlohmann::json syncs = nlohmann::json::object();
+    for (const auto& [reason, n] : per.syncs_by_reason) syncs[reason] = static_cast<double>(n) / a.steps;
+    j["host_syncs_by_reason"] = syncs;
+  }
+#endif
   return j;
 }
 
