@@ -91,6 +91,12 @@ std::atomic<uint64_t> g_launch_serial{0};
 
 void fiber_main(void* arg);
 
+// The coordinates of linear block b in grid order (x fastest), as the hardware numbers them.
+uint3 block_coords(uint64_t b, dim3 grid) {
+  return uint3{static_cast<unsigned>(b % grid.x), static_cast<unsigned>((b / grid.x) % grid.y),
+               static_cast<unsigned>(b / (uint64_t(grid.x) * grid.y))};
+}
+
 class BlockRunner {
  public:
   BlockRunner() { fiber_init_thread_context(sched_); }
@@ -386,13 +392,18 @@ class WorkerPool {
   void run(const detail::Grid& g, int workers, uint64_t serial) {
     const uint64_t nblocks = uint64_t(g.grid.x) * g.grid.y * g.grid.z;
     std::unique_lock<std::mutex> lock(mu_);
-    while (static_cast<int>(threads_.size()) < workers - 1) threads_.emplace_back([this] { loop(); });
+    while (static_cast<int>(threads_.size()) < workers - 1) {
+      const int index = static_cast<int>(threads_.size());
+      threads_.emplace_back([this, index] { loop(index); });
+    }
     job_ = &g;
     serial_ = serial;
     next_ = 0;
     total_ = nblocks;
     error_ = nullptr;
-    active_ = workers - 1;
+    helpers_ = workers - 1;
+    // Every pool thread wakes for a job and checks in, also those beyond this job's worker count.
+    active_ = static_cast<int>(threads_.size());
     ++generation_;
     cv_.notify_all();
     lock.unlock();
@@ -404,14 +415,15 @@ class WorkerPool {
   }
 
  private:
-  void loop() {
+  void loop(int index) {
     uint64_t seen = 0;
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
       cv_.wait(lock, [&] { return generation_ != seen; });
       seen = generation_;
+      const bool take_part = index < helpers_;
       lock.unlock();
-      work();
+      if (take_part) work();
       lock.lock();
       if (--active_ == 0) done_cv_.notify_all();
     }
@@ -423,8 +435,7 @@ class WorkerPool {
     for (;;) {
       const uint64_t b = next_.fetch_add(1);
       if (b >= total_ || stop_.load()) break;
-      const uint3 bidx{static_cast<unsigned>(b % g.grid.x), static_cast<unsigned>((b / g.grid.x) % g.grid.y),
-                       static_cast<unsigned>(b / (uint64_t(g.grid.x) * g.grid.y))};
+      const uint3 bidx = block_coords(b, g.grid);
       try {
         r.run(g, bidx, serial_);
       } catch (...) {
@@ -443,6 +454,7 @@ class WorkerPool {
   std::atomic<uint64_t> next_{0};
   std::atomic<bool> stop_{false};
   int active_ = 0;
+  int helpers_ = 0;  // pool threads taking part in the current job
   std::exception_ptr error_;
 };
 
@@ -459,8 +471,7 @@ void run_grid(const Grid& g) {
   if (workers == 1) {
     BlockRunner& r = runner_for_this_thread();
     for (uint64_t b = 0; b < nblocks; ++b) {
-      const uint3 bidx{static_cast<unsigned>(b % g.grid.x), static_cast<unsigned>((b / g.grid.x) % g.grid.y),
-                       static_cast<unsigned>(b / (uint64_t(g.grid.x) * g.grid.y))};
+      const uint3 bidx = block_coords(b, g.grid);
       r.run(g, bidx, serial);
     }
     return;
