@@ -42,6 +42,9 @@ Tensor matmul(const Tensor& a, const Tensor& b);  // [M,K] x [K,N]
 
 // softmax / loss (engine/ops/loss_ops.cpp)
 Tensor softmax(const Tensor& x, double temperature = 1.0);  // over the last dim; 1-D or 2-D
+// The same with 1/temperature read on the device from a 0-d float64 tensor (not differentiated):
+// the annealed temperature of a captured CUDA graph.
+Tensor softmax(const Tensor& x, const Tensor& inv_temperature);
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels);  // labels I32 [N]; mean
 
 // mixed op (engine/ops/mixed_ops.cpp): sum_k w[k] * xs[k], ONE node; w is 1-D [K]

@@ -54,6 +54,12 @@ struct RunSection {
   // skip_batch: that batch makes no update and is counted in metrics ("skipped").
   std::string on_nan = "stop";
   bool progress = true;         // progress bar on a terminal
+  // On a GPU the host reads the device's losses, NaN guard and prune decisions every log_every
+  // steps (and at each epoch end) and re-plans then; the CPU reads every step (free).
+  int log_every = 20;
+  // auto | on | off: replay each step as a captured CUDA graph between re-plans (CUDA only;
+  // auto = on for CUDA unless on_nan is skip_batch, which reads the loss every step).
+  std::string cuda_graphs = "auto";
   bool plots = true;            // PNG plots at the end when python3 + matplotlib exist
   bool tensorboard = false;     // RUN/tensorboard/ event files (docs/interop.md)
 };

@@ -86,6 +86,7 @@ SearchOutcome run_search_stage(const RunConfig& c, const std::string& out, Devic
   sc.net.in_channels = train_set->C;
   sc.net.num_classes = train_set->num_classes;
   sc.skip_nonfinite = c.run.on_nan == "skip_batch";
+  sc.sync_every = dev.is_cuda() ? c.run.log_every : 1;
   nas::Searcher searcher(sc, dev);
 
   double seconds_before = 0;
@@ -125,16 +126,24 @@ SearchOutcome run_search_stage(const RunConfig& c, const std::string& out, Devic
     Progress bar(label, steps, c.run.progress);
     int64_t done = 0;
     double loss_sum = 0, acc_sum = 0;
+    int64_t counted = 0;
+    char f[192] = "";
     searcher.on_step = [&](const nas::StepInfo& s) {
       ++done;  // non-finite values never get here unless run.on_nan is skip_batch
       check_interrupt("search", s.epoch, done);
-      if (!s.skipped) {
-        loss_sum += s.train_loss;
-        acc_sum += s.train_acc;
+      if (s.synced) {
+        // Device-resident steps report epoch means at log points; host-checked steps each step.
+        const bool means = !sc.skip_nonfinite;
+        if (!s.skipped && !means) {
+          loss_sum += s.train_loss;
+          acc_sum += s.train_acc;
+          ++counted;
+        }
+        const double l = means ? s.train_loss : (counted ? loss_sum / counted : 0.0);
+        const double a = means ? s.train_acc : (counted ? acc_sum / counted : 0.0);
+        std::snprintf(f, sizeof f, "loss %.3f acc %.3f sparsity %.2f T %.3f theta %.3f", l, a, s.sparsity, s.T,
+                      current_theta(searcher));
       }
-      char f[192];
-      std::snprintf(f, sizeof f, "loss %.3f acc %.3f sparsity %.2f T %.3f theta %.3f", loss_sum / done,
-                    acc_sum / done, s.sparsity, s.T, current_theta(searcher));
       bar.update(done, f);
     };
     auto next_train = [&](nas::Batch& b) {

@@ -7,7 +7,10 @@
 namespace asap::ops {
 using namespace detail;
 
-Tensor softmax(const Tensor& x_in, double temperature) {
+namespace {
+
+// inv_t undefined: 1/temperature from the host value; defined: read on the device (see kernel_table.h).
+Tensor softmax_impl(const Tensor& x_in, double temperature, const Tensor& inv_t) {
   const char* op = "softmax";
   OpScope scope(op);
   check_defined(op, x_in, "input");
@@ -17,23 +20,34 @@ Tensor softmax(const Tensor& x_in, double temperature) {
   ASAP_CHECK_SHAPE(x_in.numel() > 0, op, ": empty input ", x_in.shape().str());
   ASAP_CHECK_SHAPE(std::isfinite(temperature) && temperature > 0, op, ": temperature must be > 0, got ",
                    temperature);
+  if (inv_t.defined())
+    ASAP_CHECK_SHAPE(inv_t.numel() == 1 && inv_t.dtype() == DType::F64 && inv_t.device() == x_in.device(), op,
+                     ": the inverse temperature must be a 0-d float64 tensor on ", x_in.device().str());
   Tensor x = x_in.contiguous();
   // The kernel sees [R, K]; a 1-D input is one row.
   const Shape s2 = x.ndim() == 1 ? Shape{1, x.dim(0)} : x.shape();
   Tensor y = Tensor::empty_like(x);
   Tensor yv = y.view(s2);
-  ASAP_KERNEL(x.device(), softmax_fwd)(x.view(s2), temperature, yv);
+  ASAP_KERNEL(x.device(), softmax_fwd)(x.view(s2), temperature, inv_t, yv);
   // Keep y's data, not y itself: capturing the output would tie it to its own node.
   Tensor ysave = yv.detach();
-  record(op, y, {x_in}, [ysave, temperature](const Tensor& g, const std::vector<bool>&, std::vector<Tensor>& gin) {
+  record(op, y, {x_in}, [ysave, temperature, inv_t](const Tensor& g, const std::vector<bool>&, std::vector<Tensor>& gin) {
     OpScope bscope("softmax_bwd");
     Tensor dy = g.contiguous();
     Tensor dx = Tensor::empty_like(dy);
     Tensor dxv = dx.view(ysave.shape());
-    ASAP_KERNEL(dy.device(), softmax_bwd)(ysave, dy.view(ysave.shape()), temperature, dxv);
+    ASAP_KERNEL(dy.device(), softmax_bwd)(ysave, dy.view(ysave.shape()), temperature, inv_t, dxv);
     gin[0] = dx;
   });
   return y;
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, double temperature) { return softmax_impl(x, temperature, Tensor()); }
+Tensor softmax(const Tensor& x, const Tensor& inv_temperature) {
+  check_defined("softmax", inv_temperature, "inverse temperature");
+  return softmax_impl(x, 1.0, inv_temperature);
 }
 
 Tensor cross_entropy(const Tensor& logits_in, const Tensor& labels_in) {

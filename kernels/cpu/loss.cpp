@@ -28,22 +28,20 @@ void softmax_row(const T* x, T* y, int64_t K, double inv_t) {
 }
 
 template <typename T>
-void softmax_fwd_impl(const Tensor& x, double temperature, Tensor& y) {
+void softmax_fwd_impl(const Tensor& x, double inv_t, Tensor& y) {
   const int64_t R = x.dim(0), K = x.dim(1);
   const T* xp = x.data<T>();
   T* yp = y.data<T>();
-  const double inv_t = 1.0 / temperature;
 #pragma omp parallel for schedule(static) if (R * K > 65536)
   for (int64_t r = 0; r < R; ++r) softmax_row(xp + r * K, yp + r * K, K, inv_t);
 }
 
 template <typename T>
-void softmax_bwd_impl(const Tensor& y, const Tensor& dy, double temperature, Tensor& dx) {
+void softmax_bwd_impl(const Tensor& y, const Tensor& dy, double inv_t, Tensor& dx) {
   const int64_t R = y.dim(0), K = y.dim(1);
   const T* yp = y.data<T>();
   const T* dyp = dy.data<T>();
   T* dxp = dx.data<T>();
-  const double inv_t = 1.0 / temperature;
 #pragma omp parallel for schedule(static) if (R * K > 65536)
   for (int64_t r = 0; r < R; ++r) {
     const T* yr = yp + r * K;
@@ -113,13 +111,22 @@ bool is_f64(DType dt, const char* kernel) {
   return dt == DType::F64;
 }
 
-void softmax_fwd_cpu(const Tensor& x, double temperature, Tensor& y) {
-  if (is_f64(x.dtype(), "softmax_fwd")) softmax_fwd_impl<double>(x, temperature, y);
-  else softmax_fwd_impl<float>(x, temperature, y);
+// 1/T from the host value, or from the 0-d float64 tensor when one is given.
+double inverse_temperature(double temperature, const Tensor& inv_t, const char* kernel) {
+  if (!inv_t.defined()) return 1.0 / temperature;
+  ASAP_CHECK(inv_t.dtype() == DType::F64 && inv_t.numel() == 1, kernel, ": inv_t must be a 0-d float64 tensor");
+  return inv_t.data<double>()[0];
 }
-void softmax_bwd_cpu(const Tensor& y, const Tensor& dy, double temperature, Tensor& dx) {
-  if (is_f64(y.dtype(), "softmax_bwd")) softmax_bwd_impl<double>(y, dy, temperature, dx);
-  else softmax_bwd_impl<float>(y, dy, temperature, dx);
+
+void softmax_fwd_cpu(const Tensor& x, double temperature, const Tensor& inv_t, Tensor& y) {
+  const double it = inverse_temperature(temperature, inv_t, "softmax_fwd");
+  if (is_f64(x.dtype(), "softmax_fwd")) softmax_fwd_impl<double>(x, it, y);
+  else softmax_fwd_impl<float>(x, it, y);
+}
+void softmax_bwd_cpu(const Tensor& y, const Tensor& dy, double temperature, const Tensor& inv_t, Tensor& dx) {
+  const double it = inverse_temperature(temperature, inv_t, "softmax_bwd");
+  if (is_f64(y.dtype(), "softmax_bwd")) softmax_bwd_impl<double>(y, dy, it, dx);
+  else softmax_bwd_impl<float>(y, dy, it, dx);
 }
 void xent_fwd_cpu(const Tensor& logits, const Tensor& labels, Tensor& probs, Tensor& loss0d) {
   if (is_f64(logits.dtype(), "xent_fwd")) xent_fwd_impl<double>(logits, labels, probs, loss0d);

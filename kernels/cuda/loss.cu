@@ -8,11 +8,13 @@
 namespace asap::cuda {
 namespace {
 
+// inv_t_dev, when set, overrides inv_t (the temperature lives on the device; see kernel_table.h).
 __global__ void softmax_fwd_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t R, int64_t K,
-                                   double inv_t) {
+                                   double inv_t, const double* __restrict__ inv_t_dev) {
   const int64_t r = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) >> 5;
   const int lane = threadIdx.x & 31;
   if (r >= R) return;
+  if (inv_t_dev) inv_t = *inv_t_dev;
   const float* xr = x + r * K;
   float* yr = y + r * K;
   float m = -INFINITY;
@@ -30,10 +32,11 @@ __global__ void softmax_fwd_kernel(const float* __restrict__ x, float* __restric
 }
 
 __global__ void softmax_bwd_kernel(const float* __restrict__ y, const float* __restrict__ dy, float* __restrict__ dx,
-                                   int64_t R, int64_t K, double inv_t) {
+                                   int64_t R, int64_t K, double inv_t, const double* __restrict__ inv_t_dev) {
   const int64_t r = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) >> 5;
   const int lane = threadIdx.x & 31;
   if (r >= R) return;
+  if (inv_t_dev) inv_t = *inv_t_dev;
   const float *yr = y + r * K, *dyr = dy + r * K;
   double dot = 0;
   for (int64_t j = lane; j < K; j += 32) dot += static_cast<double>(dyr[j]) * yr[j];
@@ -83,19 +86,28 @@ __global__ void xent_bwd_kernel(const float* __restrict__ probs, const int32_t* 
 
 unsigned warps_grid(int64_t rows) { return static_cast<unsigned>((rows * 32 + kThreads - 1) / kThreads); }
 
-void softmax_fwd_cuda(const Tensor& x, double t, Tensor& y) {
+const double* inv_t_ptr(const Tensor& inv_t, const char* op) {
+  if (!inv_t.defined()) return nullptr;
+  ASAP_CHECK(inv_t.dtype() == DType::F64 && inv_t.numel() == 1 && inv_t.device().is_cuda(), op,
+             ": inv_t must be a 0-d float64 CUDA tensor");
+  return inv_t.data<double>();
+}
+
+void softmax_fwd_cuda(const Tensor& x, double t, const Tensor& inv_t, Tensor& y) {
   check_f32(x, "softmax_fwd");
   const int64_t K = x.dim(x.ndim() - 1), R = K ? x.numel() / K : 0;
   if (R == 0) return;
-  ASAP_LAUNCH(softmax_fwd_kernel, warps_grid(R), kThreads, 0, stream(), fptr(x), fptr(y), R, K, 1.0 / t);
+  ASAP_LAUNCH(softmax_fwd_kernel, warps_grid(R), kThreads, 0, stream(), fptr(x), fptr(y), R, K, 1.0 / t,
+              inv_t_ptr(inv_t, "softmax_fwd"));
   ASAP_CUDA_LAUNCH_CHECK("softmax_fwd");
 }
-void softmax_bwd_cuda(const Tensor& y, const Tensor& dy, double t, Tensor& dx) {
+void softmax_bwd_cuda(const Tensor& y, const Tensor& dy, double t, const Tensor& inv_t, Tensor& dx) {
   check_f32(y, "softmax_bwd");
   check_f32(dy, "softmax_bwd");
   const int64_t K = y.dim(y.ndim() - 1), R = K ? y.numel() / K : 0;
   if (R == 0) return;
-  ASAP_LAUNCH(softmax_bwd_kernel, warps_grid(R), kThreads, 0, stream(), fptr(y), fptr(dy), fptr(dx), R, K, 1.0 / t);
+  ASAP_LAUNCH(softmax_bwd_kernel, warps_grid(R), kThreads, 0, stream(), fptr(y), fptr(dy), fptr(dx), R, K, 1.0 / t,
+              inv_t_ptr(inv_t, "softmax_bwd"));
   ASAP_CUDA_LAUNCH_CHECK("softmax_bwd");
 }
 void xent_fwd_cuda(const Tensor& logits, const Tensor& labels, Tensor& probs, Tensor& loss0d) {
