@@ -30,9 +30,16 @@ void AnnealConfig::validate() const {
 }
 
 nlohmann::json to_json(const PruneEvent& e) {
-  return {{"epoch", e.epoch}, {"step", e.step}, {"cell_type", cell_type_name(e.cell_type)},
-          {"edge", e.edge},   {"op", e.op},     {"phi", e.phi},
-          {"T", e.T},         {"theta", e.theta}};
+  nlohmann::json j = {{"epoch", e.epoch}, {"step", e.step}, {"cell_type", cell_type_name(e.cell_type)},
+                      {"edge", e.edge},   {"op", e.op},     {"phi", e.phi},
+                      {"T", e.T},         {"theta", e.theta}};
+  if (!e.winner.empty()) {
+    j["winner"] = e.winner;
+    j["winner_phi"] = e.winner_phi;
+    j["alpha_gap"] = e.alpha_gap;
+    j["decided"] = e.decided;
+  }
+  return j;
 }
 
 PruneEvent prune_event_from_json(const nlohmann::json& j) {
@@ -45,6 +52,13 @@ PruneEvent prune_event_from_json(const nlohmann::json& j) {
   e.phi = j.at("phi").get<double>();
   e.T = j.at("T").get<double>();
   e.theta = j.at("theta").get<double>();
+  // Optional: absent in logs written before the decision record existed.
+  if (j.contains("winner") && j["winner"].is_string() && j.contains("alpha_gap") && j["alpha_gap"].is_number()) {
+    e.winner = j["winner"].get<std::string>();
+    e.winner_phi = j.value("winner_phi", std::nan(""));
+    e.alpha_gap = j["alpha_gap"].get<double>();
+    e.decided = j.value("decided", false);
+  }
   return e;
 }
 
@@ -74,7 +88,8 @@ std::vector<PruneEvent> Annealer::prune(SearchNetwork& net, int epoch, int64_t s
   std::vector<PruneEvent> events;
   for (int ti = 0; ti < 2; ++ti) {
     CellType t = static_cast<CellType>(ti);
-    auto phi = net.phi(t);
+    const auto alpha = net.alpha_host(t);
+    const auto phi = net.phi(t, alpha);
     for (int e = 0; e < net.num_edges(); ++e) {
       int alive = net.alive_count(t, e);
       if (alive <= 1) continue;
@@ -83,13 +98,21 @@ std::vector<PruneEvent> Annealer::prune(SearchNetwork& net, int epoch, int64_t s
       int best = -1;
       for (int o = 0; o < net.num_ops(); ++o)
         if (net.alive(t, e, o) && (best < 0 || phi[e][o] > phi[e][best])) best = o;
+      const size_t first = events.size();
       for (int o = 0; o < net.num_ops(); ++o) {
         if (o == best || !net.alive(t, e, o) || !(phi[e][o] < theta)) continue;
         auto r = net.prune(t, e, o);
         if (released) released->insert(released->end(), r.begin(), r.end());
         PruneEvent ev{epoch, step, t, e, net.primitives()[o], phi[e][o], T, theta};
+        ev.winner = net.primitives()[best];
+        ev.winner_phi = phi[e][best];
+        ev.alpha_gap = alpha[e][best] - alpha[e][o];
         events.push_back(ev);
-        log_.push_back(ev);
+      }
+      const bool decided = events.size() > first && net.alive_count(t, e) == 1;
+      for (size_t k = first; k < events.size(); ++k) {
+        events[k].decided = decided;
+        log_.push_back(events[k]);
       }
     }
   }

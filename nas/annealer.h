@@ -2,6 +2,7 @@
 // rule and its event log. Pure host-side math over the network's alphas and alive masks; the
 // search loop decides when to call it. Defaults and their reasons: docs/method.md.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -41,6 +42,13 @@ struct PruneEvent {
   int edge = 0;
   std::string op;
   double phi = 0, T = 0, theta = 0;
+  // The decision record (docs/method.md, "Genotype derivation"): the edge's best op at this prune,
+  // its Phi, and alpha(winner) - alpha(op). NaN / empty in prune logs written before these fields
+  // existed (such events still load; derivation then falls back to the raw-alpha rule).
+  std::string winner;
+  double winner_phi = std::nan("");
+  double alpha_gap = std::nan("");
+  bool decided = false;  // this prune left the edge with one alive op
 };
 nlohmann::json to_json(const PruneEvent& e);
 PruneEvent prune_event_from_json(const nlohmann::json& j);

@@ -10,6 +10,7 @@
 
 #include "engine/error.h"
 #include "engine/io/process.h"
+#include "nas/annealer.h"
 #include "nas/primitives.h"
 
 namespace asap::nas {
@@ -26,19 +27,156 @@ const Genotype& darts_v2() {
   return g;
 }
 
+namespace {
+
+Genotype make(std::vector<Gene> normal, std::vector<int> nc, std::vector<Gene> reduce, std::vector<int> rc) {
+  Genotype g;
+  g.normal = std::move(normal);
+  g.normal_concat = std::move(nc);
+  g.reduce = std::move(reduce);
+  g.reduce_concat = std::move(rc);
+  return g;
+}
+
+// splitmix64: a fixed, documented generator, so random:SEED is the same cell on every build.
+uint64_t splitmix64(uint64_t& s) {
+  uint64_t z = (s += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+// Uniform in [0, n) without modulo bias (rejection).
+int uniform_below(uint64_t& s, int n) {
+  const uint64_t lim = UINT64_MAX - UINT64_MAX % uint64_t(n);
+  for (;;) {
+    const uint64_t v = splitmix64(s);
+    if (v < lim) return static_cast<int>(v % uint64_t(n));
+  }
+}
+
+}  // namespace
+
+Genotype random_genotype(uint64_t seed, int nodes) {
+  ASAP_CHECK(nodes >= 1, "random genotype: nodes must be >= 1");
+  std::vector<std::string> ops;
+  for (const auto& p : darts_primitives())
+    if (p != "none") ops.push_back(p);
+  uint64_t s = seed;
+  Genotype g;
+  for (int t = 0; t < 2; ++t) {
+    std::vector<Gene>& genes = t == 0 ? g.normal : g.reduce;
+    for (int i = 0; i < nodes; ++i) {
+      const int a = uniform_below(s, 2 + i);
+      int b = uniform_below(s, 1 + i);  // distinct from a: draw from the others
+      if (b >= a) ++b;
+      genes.emplace_back(ops[uniform_below(s, int(ops.size()))], a);
+      genes.emplace_back(ops[uniform_below(s, int(ops.size()))], b);
+    }
+  }
+  g.normal_concat.clear();
+  for (int i = 0; i < nodes; ++i) g.normal_concat.push_back(2 + i);
+  g.reduce_concat = g.normal_concat;
+  return g;
+}
+
+std::vector<std::string> genotype_names() {
+  return {"DARTS_V1", "DARTS_V2", "DARTS", "ASAP", "NASNet", "AmoebaNet", "random:SEED"};
+}
+
+std::optional<Genotype> named_genotype(const std::string& name) {
+  if (name == "DARTS_V2" || name == "DARTS") return darts_v2();
+  if (name == "DARTS_V1")
+    return make({{"sep_conv_3x3", 1}, {"sep_conv_3x3", 0}, {"skip_connect", 0}, {"sep_conv_3x3", 1},
+                 {"skip_connect", 0}, {"sep_conv_3x3", 1}, {"sep_conv_3x3", 0}, {"skip_connect", 2}},
+                {2, 3, 4, 5},
+                {{"max_pool_3x3", 0}, {"max_pool_3x3", 1}, {"skip_connect", 2}, {"max_pool_3x3", 0},
+                 {"max_pool_3x3", 0}, {"skip_connect", 2}, {"skip_connect", 2}, {"avg_pool_3x3", 0}},
+                {2, 3, 4, 5});
+  if (name == "ASAP")  // Noy et al. 2020, as collected in UniNAS's table of published cells
+    return make({{"sep_conv_3x3", 0}, {"sep_conv_3x3", 1}, {"sep_conv_3x3", 1}, {"skip_connect", 0},
+                 {"skip_connect", 0}, {"skip_connect", 2}, {"skip_connect", 1}, {"skip_connect", 2}},
+                {2, 3, 4, 5},
+                {{"avg_pool_3x3", 0}, {"sep_conv_3x3", 1}, {"avg_pool_3x3", 0}, {"dil_conv_5x5", 2},
+                 {"max_pool_3x3", 1}, {"skip_connect", 2}, {"max_pool_3x3", 0}, {"skip_connect", 2}},
+                {2, 3, 4, 5});
+  if (name == "NASNet")  // five nodes; concat lists as in genotypes.py
+    return make({{"sep_conv_5x5", 1}, {"sep_conv_3x3", 0}, {"sep_conv_5x5", 0}, {"sep_conv_3x3", 0},
+                 {"avg_pool_3x3", 1}, {"skip_connect", 0}, {"avg_pool_3x3", 0}, {"avg_pool_3x3", 0},
+                 {"sep_conv_3x3", 1}, {"skip_connect", 1}},
+                {2, 3, 4, 5, 6},
+                {{"sep_conv_5x5", 1}, {"sep_conv_7x7", 0}, {"max_pool_3x3", 1}, {"sep_conv_7x7", 0},
+                 {"avg_pool_3x3", 1}, {"sep_conv_5x5", 0}, {"skip_connect", 3}, {"avg_pool_3x3", 2},
+                 {"sep_conv_3x3", 2}, {"max_pool_3x3", 1}},
+                {4, 5, 6});
+  if (name == "AmoebaNet")
+    return make({{"avg_pool_3x3", 0}, {"max_pool_3x3", 1}, {"sep_conv_3x3", 0}, {"sep_conv_5x5", 2},
+                 {"sep_conv_3x3", 0}, {"avg_pool_3x3", 3}, {"sep_conv_3x3", 1}, {"skip_connect", 1},
+                 {"skip_connect", 0}, {"avg_pool_3x3", 1}},
+                {4, 5, 6},
+                {{"avg_pool_3x3", 0}, {"sep_conv_3x3", 1}, {"max_pool_3x3", 0}, {"sep_conv_7x7", 2},
+                 {"sep_conv_7x7", 0}, {"avg_pool_3x3", 1}, {"max_pool_3x3", 0}, {"max_pool_3x3", 1},
+                 {"conv_7x1_1x7", 0}, {"sep_conv_3x3", 5}},
+                {3, 4, 6});
+  if (name.rfind("random:", 0) == 0) {
+    const std::string v = name.substr(7);
+    ASAP_CHECK(!v.empty() && v.size() <= 20 && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }),
+               "genotype '", name, "': SEED must be a decimal integer (random:0, random:17, ...)");
+    errno = 0;
+    const unsigned long long seed = std::strtoull(v.c_str(), nullptr, 10);
+    ASAP_CHECK(errno != ERANGE, "genotype '", name, "': SEED is larger than 2^64 - 1");
+    return random_genotype(seed);
+  }
+  return std::nullopt;
+}
+
 // ---------------------------------------------------------------------------- derivation
+
+std::vector<EdgeDecision> edge_decisions(const std::vector<PruneEvent>& log, CellType t,
+                                         const std::vector<std::string>& primitives, int edges) {
+  std::vector<EdgeDecision> d(static_cast<size_t>(std::max(0, edges)));
+  auto index_of = [&](const std::string& op) {
+    auto it = std::find(primitives.begin(), primitives.end(), op);
+    return it == primitives.end() ? -1 : static_cast<int>(it - primitives.begin());
+  };
+  for (const PruneEvent& e : log) {
+    if (e.cell_type != t || e.edge < 0 || e.edge >= edges) continue;
+    EdgeDecision& r = d[e.edge];
+    if (e.decided && !e.winner.empty() && std::isfinite(e.alpha_gap)) {
+      if (e.step != r.step) {  // a later decision replaces an earlier record
+        r.step = e.step;
+        r.strength = e.alpha_gap;
+      } else {
+        r.strength = std::min(r.strength, e.alpha_gap);
+      }
+    }
+    const int o = index_of(e.op);
+    if (o >= 0 && e.op != "none" &&
+        (e.step > r.last_step || (e.step == r.last_step && e.phi > r.last_phi))) {
+      r.last_op = o;
+      r.last_step = e.step;
+      r.last_phi = e.phi;
+    }
+  }
+  return d;
+}
 
 std::vector<Gene> derive_cell(const std::vector<std::vector<double>>& phi,
                               const std::vector<std::vector<double>>& alpha,
                               const std::vector<std::vector<uint8_t>>& alive,
-                              const std::vector<std::string>& primitives, int nodes) {
+                              const std::vector<std::string>& primitives, int nodes,
+                              const std::vector<EdgeDecision>* decisions, int* fallback) {
   const int O = static_cast<int>(primitives.size());
   ASAP_CHECK(static_cast<int>(phi.size()) == num_edges(nodes), "derive: ", phi.size(),
              " edges for ", nodes, " nodes");
+  ASAP_CHECK(!decisions || static_cast<int>(decisions->size()) == num_edges(nodes), "derive: ",
+             decisions->size(), " decision records for ", num_edges(nodes), " edges");
   struct Cand {
     int input, op;
     bool alive;
     double phi, alpha;
+    bool has_record;
+    double strength;  // alive: decision strength; dead: step of the last non-none prune
+    double tie;       // dead: Phi of that op at its prune
   };
   std::vector<Gene> genes;
   for (int i = 0; i < nodes; ++i) {
@@ -54,27 +192,47 @@ std::vector<Gene> derive_cell(const std::vector<std::vector<double>>& phi,
           best_pruned = o;
         }
       }
-      if (best >= 0) cands.push_back({j, best, true, phi[e][best], alpha[e][best]});
-      else if (best_pruned >= 0) cands.push_back({j, best_pruned, false, 0.0, alpha[e][best_pruned]});
+      const EdgeDecision* rec = decisions ? &(*decisions)[e] : nullptr;
+      if (best >= 0) {
+        const bool has = rec && std::isfinite(rec->strength);
+        cands.push_back({j, best, true, phi[e][best], alpha[e][best], has, has ? rec->strength : 0.0, 0.0});
+      } else if (rec && rec->last_op >= 0 && primitives[rec->last_op] != "none") {
+        cands.push_back({j, rec->last_op, false, 0.0, alpha[e][rec->last_op], true, double(rec->last_step),
+                         rec->last_phi});
+      } else if (best_pruned >= 0) {
+        cands.push_back({j, best_pruned, false, 0.0, alpha[e][best_pruned], false, 0.0, 0.0});
+      }
     }
     std::stable_sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) {
       if (a.alive != b.alive) return a.alive;
       if (a.phi != b.phi) return a.phi > b.phi;
+      if (a.has_record != b.has_record) return a.has_record;
+      if (a.has_record) {
+        if (a.strength != b.strength) return a.strength > b.strength;
+        if (a.tie != b.tie) return a.tie > b.tie;
+      }
       if (a.alpha != b.alpha) return a.alpha > b.alpha;
       return a.input < b.input;
     });
     ASAP_CHECK(cands.size() >= 2, "derive: node ", i, " has fewer than two non-none candidates");
-    for (int k = 0; k < 2; ++k) genes.emplace_back(primitives[cands[k].op], cands[k].input);
+    for (int k = 0; k < 2; ++k) {
+      genes.emplace_back(primitives[cands[k].op], cands[k].input);
+      if (fallback && !cands[k].alive) ++*fallback;
+    }
   }
   return genes;
 }
 
-Genotype derive_genotype(const SearchNetwork& net) {
+Genotype derive_genotype(const SearchNetwork& net, const std::vector<PruneEvent>* log) {
   Genotype g;
+  g.fallback_genes = 0;
   const int nodes = net.config().nodes;
   for (int t = 0; t < 2; ++t) {
     CellType ct = static_cast<CellType>(t);
-    auto genes = derive_cell(net.phi(ct), net.alpha_host(ct), net.alive_mask(ct), net.primitives(), nodes);
+    std::vector<EdgeDecision> dec;
+    if (log) dec = edge_decisions(*log, ct, net.primitives(), net.num_edges());
+    auto genes = derive_cell(net.phi(ct), net.alpha_host(ct), net.alive_mask(ct), net.primitives(), nodes,
+                             log ? &dec : nullptr, &g.fallback_genes);
     (t == 0 ? g.normal : g.reduce) = genes;
   }
   g.normal_concat.clear();
@@ -314,10 +472,12 @@ nlohmann::json to_json(const Genotype& g) {
     for (auto& [op, in] : v) a.push_back({op, in});
     return a;
   };
-  return {{"normal", genes(g.normal)},
-          {"normal_concat", g.normal_concat},
-          {"reduce", genes(g.reduce)},
-          {"reduce_concat", g.reduce_concat}};
+  nlohmann::json j = {{"normal", genes(g.normal)},
+                      {"normal_concat", g.normal_concat},
+                      {"reduce", genes(g.reduce)},
+                      {"reduce_concat", g.reduce_concat}};
+  if (g.fallback_genes >= 0) j["fallback_genes"] = g.fallback_genes;
+  return j;
 }
 
 Genotype genotype_from_json(const nlohmann::json& j) {
@@ -350,6 +510,8 @@ Genotype genotype_from_json(const nlohmann::json& j) {
     }
     (std::string(key) == "normal_concat" ? g.normal_concat : g.reduce_concat) = v;
   }
+  if (j.contains("fallback_genes") && small_int(j["fallback_genes"]) && j["fallback_genes"].get<int>() >= 0)
+    g.fallback_genes = j["fallback_genes"].get<int>();
   validate_genotype(g);
   return g;
 }

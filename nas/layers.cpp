@@ -18,10 +18,27 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
 }
 
 Tensor make_conv_weight(int64_t out, int64_t in_per_group, int k, Generator& gen, Device dev) {
+  return make_conv_weight(out, in_per_group, k, k, gen, dev);
+}
+
+Tensor make_conv_weight(int64_t out, int64_t in_per_group, int kh, int kw, Generator& gen, Device dev) {
   // Initialise on the host so that the numbers never depend on the backend.
-  Tensor w = Tensor::empty({out, in_per_group, k, k});
+  Tensor w = Tensor::empty({out, in_per_group, kh, kw});
   default_init_(w, gen);
   return dev == Device::cpu() ? w : w.to(dev);
+}
+
+Conv7x1_1x7::Conv7x1_1x7(int64_t c, int stride, bool affine, Generator& gen, Device dev) {
+  w1_ = register_parameter("conv1.weight", make_conv_weight(c, c, 1, 7, gen, dev));
+  w2_ = register_parameter("conv2.weight", make_conv_weight(c, c, 7, 1, gen, dev));
+  bn_ = register_module("bn", std::make_unique<BatchNorm2d>(c, affine, dev));
+  p1_.padding = 3;  // rows: 3 zero rows each side (kernel height 1 reads nothing else); cols: (0, 3)
+  p2_.stride = stride;
+  p2_.padding = 0;
+}
+
+Tensor Conv7x1_1x7::forward(const Tensor& x) {
+  return bn_->forward(ops::conv2d(ops::conv2d(ops::relu(x), w1_, p1_), w2_, p2_));
 }
 
 ReLUConvBN::ReLUConvBN(int64_t cin, int64_t cout, int k, int stride, int padding, bool affine,

@@ -45,6 +45,24 @@ class FactorizedReduce : public Module {
   BatchNorm2d* bn_;
 };
 
+// A no-bias convolution weight [O, C/groups, kh, kw] (non-square), PyTorch's default init.
+Tensor make_conv_weight(int64_t out, int64_t in_per_group, int kh, int kw, Generator& gen, Device dev);
+
+// DARTS conv_7x1_1x7: ReLU, 1x7 conv (stride (1, s), padding (0, 3)), 7x1 conv (stride (s, 1),
+// padding (3, 0)), BN. Built from two uniform-padding convs: the 1x7 conv with padding 3 on both
+// dims leaves exactly the 3 zero rows above and below that the 7x1 conv needs, so the second conv
+// runs with padding 0 and stride s on both dims. The result equals PyTorch's value for value.
+class Conv7x1_1x7 : public Module {
+ public:
+  Conv7x1_1x7(int64_t c, int stride, bool affine, Generator& gen, Device dev = Device::cpu());
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  Tensor w1_, w2_;  // [C, C, 1, 7], [C, C, 7, 1]
+  Conv2dParams p1_, p2_;
+  BatchNorm2d* bn_;
+};
+
 // Two blocks of [ReLU, depthwise kxk (stride s in block 1), 1x1, BN].
 class SepConv : public Module {
  public:

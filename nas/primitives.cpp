@@ -38,6 +38,9 @@ const std::map<std::string, Factory>& registry() {
       {"sep_conv_7x7", [](const PrimitiveArgs& a, Generator& g) -> std::unique_ptr<Module> {
          return std::make_unique<SepConv>(a.C, a.C, 7, a.stride, 3, a.affine, g, a.device);
        }},
+      {"conv_7x1_1x7", [](const PrimitiveArgs& a, Generator& g) -> std::unique_ptr<Module> {
+         return std::make_unique<Conv7x1_1x7>(a.C, a.stride, a.affine, g, a.device);
+       }},
       {"dil_conv_3x3", [](const PrimitiveArgs& a, Generator& g) -> std::unique_ptr<Module> {
          return std::make_unique<DilConv>(a.C, a.C, 3, a.stride, 2, 2, a.affine, g, a.device);
        }},

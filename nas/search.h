@@ -95,7 +95,8 @@ class Searcher {
   const SearchNetwork& network() const { return *net_; }
   const Annealer& annealer() const { return annealer_; }
   const SearchConfig& config() const { return cfg_; }
-  Genotype genotype() const { return derive_genotype(*net_); }
+  // Ranked by the prune log's decision records (docs/method.md); fallback_genes counted.
+  Genotype genotype() const { return derive_genotype(*net_, &annealer_.log()); }
   SGD& weight_optimizer() { return *w_opt_; }
   Adam& alpha_optimizer() { return *a_opt_; }
 

@@ -198,7 +198,51 @@ std::vector<Tensor> SearchNetwork::prune(CellType t, int edge, int op) {
       released.insert(released.end(), p.begin(), p.end());
     }
   rebuild_plan(t);
+  decided_stale_[idx(t)] = true;
   return released;
+}
+
+void SearchNetwork::keep_decided_alphas(const std::function<void()>& alpha_step) {
+  if (!cfg_.freeze_decided_alphas) return alpha_step();
+  const int64_t E = edges_, O = num_ops();
+  for (int t = 0; t < 2; ++t) {
+    if (!decided_stale_[t]) continue;
+    decided_stale_[t] = false;
+    keep_diag_[t] = decided_values_[t] = Tensor();
+    const auto& alive = alive_[t];
+    std::vector<float> diag(static_cast<size_t>(E * O * E * O), 0.f), values(static_cast<size_t>(E * O), 0.f);
+    bool any = false;
+    std::vector<double> a;
+    for (int64_t e = 0; e < E; ++e) {
+      const bool converged = alive_count(static_cast<CellType>(t), static_cast<int>(e)) == 1;
+      for (int64_t o = 0; o < O; ++o) {
+        const int64_t k = e * O + o;
+        if (alive[e][o] && !converged) {
+          diag[k * E * O + k] = 1.f;
+          continue;
+        }
+        if (a.empty()) a = alphas_[t].to_vector_f64();  // the values since the prune (unchanged)
+        values[k] = static_cast<float>(a[k]);
+        any = true;
+      }
+    }
+    if (!any) continue;
+    keep_diag_[t] = Tensor::from_vector(diag, {E * O, E * O});
+    decided_values_[t] = Tensor::from_vector(values, {E, O});
+    if (dev_ != Device::cpu()) {
+      keep_diag_[t] = keep_diag_[t].to(dev_);
+      decided_values_[t] = decided_values_[t].to(dev_);
+    }
+  }
+  alpha_step();
+  NoGradGuard ng;
+  for (int t = 0; t < 2; ++t) {
+    if (!keep_diag_[t].defined()) continue;
+    // Exact: undecided entries are a * 1 + zeros, decided ones 0 + their kept value.
+    Tensor kept = ops::add(reshape(ops::matmul(reshape(alphas_[t].detach(), {1, E * O}), keep_diag_[t]), {E, O}),
+                           decided_values_[t]);
+    alphas_[t].copy_(kept);
+  }
 }
 
 void SearchNetwork::rebuild_plan(CellType t) {
@@ -278,8 +322,10 @@ std::vector<std::vector<double>> SearchNetwork::alpha_host(CellType t) const {
   return out;
 }
 
-std::vector<std::vector<double>> SearchNetwork::phi(CellType t) const {
-  auto a = alpha_host(t);
+std::vector<std::vector<double>> SearchNetwork::phi(CellType t) const { return phi(t, alpha_host(t)); }
+
+std::vector<std::vector<double>> SearchNetwork::phi(CellType t, const std::vector<std::vector<double>>& alpha) const {
+  auto a = alpha;
   const auto& alive = alive_[idx(t)];
   for (int e = 0; e < edges_; ++e) {
     double mx = -INFINITY, s = 0;

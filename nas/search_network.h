@@ -4,6 +4,7 @@
 // after each prune and is static in between, so a dead op costs no kernel, no tape node, no memory.
 #pragma once
 #include <array>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,9 @@ struct SearchNetworkConfig {
   int num_classes = 10;
   std::vector<int> reduction_cells;  // empty: {layers/3, 2*layers/3}
   std::vector<std::string> primitives;  // empty: the DARTS order
+  // Alphas of decided entries (pruned ops, and the lone op of a converged edge) stay where they
+  // were when decided: keep_decided_alphas() undoes what weight decay alone would do to them.
+  bool freeze_decided_alphas = true;
 };
 
 // Per cell type: which op indices run on each edge and where their weights come from.
@@ -115,7 +119,19 @@ class SearchNetwork : public Module {
 
   // Phi over the alive ops of each edge (0 for pruned ops), on the host, at the current T.
   std::vector<std::vector<double>> phi(CellType t) const;
+  // The same from host alphas of type t (saves a device read when the caller holds them).
+  std::vector<std::vector<double>> phi(CellType t, const std::vector<std::vector<double>>& alpha) const;
   std::vector<std::vector<double>> alpha_host(CellType t) const;
+
+  // Runs `alpha_step` (the optimizer's update of the alphas), then puts every decided entry
+  // (pruned op, lone op of a converged edge) back to its value before the step: their loss
+  // gradient is exactly zero, so only weight decay would move them, and it would move the most
+  // confident (earliest decided) edges the most. Device-side (one tiny matmul + add per cell type
+  // with decided entries), one host read of the alphas after each prune; nothing extra while no
+  // entry is decided or when
+  // config().freeze_decided_alphas is off. A pure function of the alphas and alive masks, so a
+  // resumed search matches an uninterrupted one.
+  void keep_decided_alphas(const std::function<void()>& alpha_step);
   const ExecutionPlan& plan(CellType t) const { return plans_[idx(t)]; }
 
  private:
@@ -136,6 +152,10 @@ class SearchNetwork : public Module {
   std::array<std::vector<std::vector<uint8_t>>, 2> alive_;
   std::array<ExecutionPlan, 2> plans_;
   double temperature_ = 1.0;
+  // keep_decided_alphas: per type, [E*O, E*O] diagonal keeping undecided entries, [E, O] values
+  // of decided ones; rebuilt from the current alphas before the first step after a prune.
+  std::array<Tensor, 2> keep_diag_, decided_values_;
+  std::array<bool, 2> decided_stale_ = {true, true};
 };
 
 }  // namespace asap::nas

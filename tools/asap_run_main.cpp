@@ -228,6 +228,8 @@ int run_main(const Args& a, std::string& out_dir) {
     run::SearchOutcome s = run::run_search_stage(cfg, out, dev, resume);
     summary["search_seconds"] = s.seconds;
     summary["genotype"] = nas::to_text(s.genotype);
+    // Genes the derivation took from an edge with no alive non-`none` op (docs/method.md).
+    if (s.genotype.fallback_genes >= 0) summary["fallback_genes"] = s.genotype.fallback_genes;
     run::write_file_atomic(summary_path, summary.dump(2) + "\n");
     if (wants_train(a)) run::check_interrupt("train", 0, 0);  // a signal during the last search epoch
   }

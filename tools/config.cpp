@@ -155,6 +155,7 @@ void read_search(SectionReader r, nas::SearchConfig& s) {
     a.get("beta2", s.a_beta2, 0, 0.99999);
     a.get("eps", s.a_eps, 1e-12, 1);
     a.get("weight_decay", s.a_weight_decay, 0, 1);
+    a.get("freeze_decided", s.net.freeze_decided_alphas);
     a.finish();
   }
   {
@@ -367,6 +368,7 @@ std::string to_yaml(const RunConfig& c) {
   e << YAML::Key << "lr" << YAML::Value << s.a_lr << YAML::Key << "beta1" << YAML::Value << s.a_beta1;
   e << YAML::Key << "beta2" << YAML::Value << s.a_beta2 << YAML::Key << "eps" << YAML::Value << s.a_eps;
   e << YAML::Key << "weight_decay" << YAML::Value << s.a_weight_decay;
+  e << YAML::Key << "freeze_decided" << YAML::Value << s.net.freeze_decided_alphas;
   e << YAML::EndMap;
   const nas::AnnealConfig& a = s.anneal;
   e << YAML::Key << "annealer" << YAML::Value << YAML::BeginMap;

@@ -1,7 +1,8 @@
 // General (grouped, any k/stride/padding/dilation) convolution via im2col + cuBLAS. The column
 // buffer is built for a chunk of samples at a time (capped at 256 MiB) and consumed by one
 // strided-batched GEMM per group. col2im is a gather (each input-gradient element sums its own
-// k*k contributions), so no atomics and a deterministic result.
+// kh*kw contributions), so no atomics and a deterministic result. Kernels may be non-square
+// (conv_7x1_1x7's 1x7 and 7x1); stride, padding and dilation are the same on both dims.
 #include "kernels/cuda/conv_paths.cuh"
 #include "kernels/cuda/handles.h"
 
@@ -9,15 +10,17 @@ namespace asap::cuda {
 namespace {
 
 struct ConvDims {
-  int N, C, H, W, O, Ho, Wo, k, s, p, d, groups;
+  int N, C, H, W, O, Ho, Wo, kh, kw, s, p, d, groups;
   __host__ __device__ int64_t hw_out() const { return static_cast<int64_t>(Ho) * Wo; }
-  __host__ __device__ int64_t ckk() const { return static_cast<int64_t>(C) * k * k; }
+  __host__ __device__ int kk() const { return kh * kw; }
+  __host__ __device__ int64_t ckk() const { return static_cast<int64_t>(C) * kh * kw; }
 };
 
 ConvDims dims_of(const Tensor& x_or_dx, const Tensor& w, const Tensor& y_or_dy, const Conv2dParams& p) {
   return ConvDims{(int)x_or_dx.dim(0), (int)x_or_dx.dim(1), (int)x_or_dx.dim(2), (int)x_or_dx.dim(3),
                   (int)w.dim(0),       (int)y_or_dy.dim(2), (int)y_or_dy.dim(3), (int)w.dim(2),
-                  p.stride,            p.padding,           p.dilation,          p.groups};
+                  (int)w.dim(3),       p.stride,            p.padding,           p.dilation,
+                  p.groups};
 }
 
 __global__ void im2col_kernel(const float* __restrict__ x, float* __restrict__ col, int nb, ConvDims c) {
@@ -25,8 +28,8 @@ __global__ void im2col_kernel(const float* __restrict__ x, float* __restrict__ c
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t q = i % hw, row = (i / hw) % c.ckk(), n = i / (hw * c.ckk());
     const int oh = static_cast<int>(q / c.Wo), ow = static_cast<int>(q % c.Wo);
-    const int ch = static_cast<int>(row / (c.k * c.k)), kk = static_cast<int>(row % (c.k * c.k));
-    const int ih = oh * c.s - c.p + (kk / c.k) * c.d, iw = ow * c.s - c.p + (kk % c.k) * c.d;
+    const int ch = static_cast<int>(row / c.kk()), kk = static_cast<int>(row % c.kk());
+    const int ih = oh * c.s - c.p + (kk / c.kw) * c.d, iw = ow * c.s - c.p + (kk % c.kw) * c.d;
     col[i] = (ih >= 0 && ih < c.H && iw >= 0 && iw < c.W)
                  ? x[((n * c.C + ch) * c.H + ih) * static_cast<int64_t>(c.W) + iw] : 0.f;
   }
@@ -39,19 +42,19 @@ __global__ void col2im_kernel(const float* __restrict__ col, float* __restrict__
     const int64_t nc = i / (static_cast<int64_t>(c.H) * c.W);
     const int ch = static_cast<int>(nc % c.C);
     const int64_t n = nc / c.C;
-    const float* cp = col + (n * c.ckk() + static_cast<int64_t>(ch) * c.k * c.k) * hw;
+    const float* cp = col + (n * c.ckk() + static_cast<int64_t>(ch) * c.kk()) * hw;
     float acc = 0.f;
-    for (int kh = 0; kh < c.k; ++kh) {
+    for (int kh = 0; kh < c.kh; ++kh) {
       const int th = ih + c.p - kh * c.d;
       if (th < 0 || th % c.s) continue;
       const int oh = th / c.s;
       if (oh >= c.Ho) continue;
-      for (int kw = 0; kw < c.k; ++kw) {
+      for (int kw = 0; kw < c.kw; ++kw) {
         const int tw = iw + c.p - kw * c.d;
         if (tw < 0 || tw % c.s) continue;
         const int ow = tw / c.s;
         if (ow >= c.Wo) continue;
-        acc += cp[(kh * c.k + kw) * hw + oh * c.Wo + ow];
+        acc += cp[(kh * c.kw + kw) * hw + oh * c.Wo + ow];
       }
     }
     dx[i] = acc;

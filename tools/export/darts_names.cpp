@@ -28,6 +28,8 @@ const std::map<std::string, std::string> kFactorizedReduce = {
 const std::map<std::string, std::string> kSepConv = {{"dw1.", "op.1."}, {"pw1.", "op.2."}, {"bn1.", "op.3."},
                                                      {"dw2.", "op.5."}, {"pw2.", "op.6."}, {"bn2.", "op.7."}};
 const std::map<std::string, std::string> kDilConv = {{"dw.", "op.1."}, {"pw.", "op.2."}, {"bn.", "op.3."}};
+// conv_7x1_1x7 = Sequential(ReLU, Conv2d (1x7), Conv2d (7x1), BatchNorm2d).
+const std::map<std::string, std::string> kConv7x1 = {{"conv1.", "op.1."}, {"conv2.", "op.2."}, {"bn.", "op.3."}};
 // AuxiliaryHeadCIFAR.features = Sequential(ReLU, AvgPool, Conv, BN, ReLU, Conv, BN, ReLU).
 const std::map<std::string, std::string> kAux = {{"conv1.", "features.2."}, {"bn1.", "features.3."},
                                                   {"conv2.", "features.5."}, {"bn2.", "features.6."},
@@ -51,6 +53,7 @@ std::string cell_name(const std::string& rest, int cell, const nas::Genotype& g,
     const std::string prefix = "_ops." + std::to_string(i) + ".";
     if (starts_with(op, "sep_conv_")) return prefix + map_rest(tail, kSepConv, where + " " + op);
     if (starts_with(op, "dil_conv_")) return prefix + map_rest(tail, kDilConv, where + " " + op);
+    if (op == "conv_7x1_1x7") return prefix + map_rest(tail, kConv7x1, where + " " + op);
     if (op == "skip_connect") return prefix + map_rest(tail, kFactorizedReduce, where + " " + op);
     throw Error("darts names: primitive '" + op + "' has no tensors in DARTS, yet the engine has '" + rest + "'");
   }
