@@ -174,7 +174,7 @@ StepInfo Searcher::step(const Batch& train, const Batch* val) {
       w_opt_->zero_grad();  // first order: the weight gradients of the val batch are discarded
     if (!finite && !cfg_.skip_nonfinite)
       throw NumericError("search: non-finite validation loss or alpha gradient at step " + std::to_string(step_));
-    if (finite) a_opt_->step();
+    if (finite) net_->keep_decided_alphas([&] { a_opt_->step(); });  // weight decay leaves decided alphas
     else net_->restore_buffers(bn_stats);
     info.skipped = info.skipped || !finite;
     a_opt_->zero_grad();
