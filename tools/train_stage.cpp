@@ -38,12 +38,12 @@ nas::BatchSource source_of(data::DataLoader& loader) {
 nas::Genotype resolve_genotype(const RunConfig& c, const std::string& out_dir) {
   const std::string& g = c.train.genotype;
   if (g.empty()) return read_searched_genotype(out_dir);
-  if (g == "DARTS_V2" || g == "DARTS") return nas::darts_v2();
   try {
+    if (auto named = nas::named_genotype(g)) return *named;  // DARTS_V1/V2, ASAP, NASNet, AmoebaNet, random:SEED
     if (g.find("Genotype(") != std::string::npos) return nas::parse_genotype(g);
     if (!file_exists(g))
       throw ConfigError(c.source + ": key 'train.genotype': '" + g +
-                        "' is neither Genotype(...) text, a known name (DARTS_V2) nor an existing file");
+                        "' is neither Genotype(...) text, a known name (DARTS_V1, DARTS_V2, ASAP, NASNet, AmoebaNet, random:SEED) nor an existing file");
     const std::string text = read_file(g);
     if (g.size() > 5 && g.substr(g.size() - 5) == ".json") {
       nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
