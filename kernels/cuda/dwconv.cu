@@ -105,7 +105,8 @@ __global__ void dw_bwd_data_kernel(const float* __restrict__ dy, const float* __
 // Block (c, slice): k*k partial sums of dy * x over this slice of the N*Ho*Wo output positions.
 template <int K>
 __global__ void dw_bwd_weight_kernel(const float* __restrict__ x, const float* __restrict__ dy,
-                                     double* __restrict__ partial, DwShape s, bool relu_in) {
+                                     double* __restrict__ partial, DwShape s, bool relu_in,
+                                     float* __restrict__ dw_out) {
   const int c = blockIdx.x, slice = blockIdx.y, P = gridDim.y;
   const int64_t hw = static_cast<int64_t>(s.Ho) * s.Wo, total = s.N * hw;
   float acc[K * K];
@@ -143,7 +144,11 @@ __global__ void dw_bwd_weight_kernel(const float* __restrict__ x, const float* _
   for (int j = threadIdx.x; j < K * K; j += blockDim.x) {
     double t = 0;
     for (int q = 0; q < nw; ++q) t += red[q][j];
-    partial[(static_cast<int64_t>(c) * K * K + j) * P + slice] = t;
+    // One slice (P == 1): this sum is the total reduce_partials would write; skip that pass.
+    if (dw_out)
+      dw_out[static_cast<int64_t>(c) * K * K + j] = static_cast<float>(t);
+    else
+      partial[(static_cast<int64_t>(c) * K * K + j) * P + slice] = t;
   }
 }
 
@@ -182,9 +187,10 @@ void bwd_weight_k(const float* x, const float* dy, float* dw, const DwShape& s, 
   P = std::max<int64_t>(1, std::min(P, cap));
   DeviceBuffer partial(sizeof(double) * s.C * K * K * P);
   dim3 grid(s.C, static_cast<unsigned>(P));
-  ASAP_LAUNCH(dw_bwd_weight_kernel<K>, grid, kThreads, 0, stream(), x, dy, partial.as<double>(), s, relu_in);
+  float* direct = P == 1 ? dw : nullptr;
+  ASAP_LAUNCH(dw_bwd_weight_kernel<K>, grid, kThreads, 0, stream(), x, dy, partial.as<double>(), s, relu_in, direct);
   ASAP_CUDA_LAUNCH_CHECK("depthwise_conv_bwd_weight");
-  reduce_partials(partial.as<double>(), static_cast<int>(P), s.C * K * K, dw, "depthwise_conv_bwd_weight");
+  if (!direct) reduce_partials(partial.as<double>(), static_cast<int>(P), s.C * K * K, dw, "depthwise_conv_bwd_weight");
 }
 
 }  // namespace

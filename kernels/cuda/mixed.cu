@@ -51,7 +51,7 @@ __global__ void wsum_fwd_kernel4(WsumPtrs p, const float* __restrict__ w, float4
 
 // partial[k * gridDim.x + block] = this block's share of <x_k, dy>.
 __global__ void wsum_bwd_kernel(WsumPtrs p, const float* __restrict__ w, const float* __restrict__ dy, int64_t n,
-                                bool want_dw, double* __restrict__ partial) {
+                                bool want_dw, double* __restrict__ partial, float* __restrict__ dw_out) {
   float wk[kMaxK], dot[kMaxK];
 #pragma unroll
   for (int k = 0; k < kMaxK; ++k) {
@@ -79,7 +79,11 @@ __global__ void wsum_bwd_kernel(WsumPtrs p, const float* __restrict__ w, const f
   if (threadIdx.x < p.K) {
     double t = 0;
     for (int q = 0; q < nw; ++q) t += red[q][threadIdx.x];
-    partial[static_cast<int64_t>(threadIdx.x) * gridDim.x + blockIdx.x] = t;
+    // One block: its sum is the total (what reduce_partials would write), so no second pass.
+    if (dw_out)
+      dw_out[threadIdx.x] = static_cast<float>(t);
+    else
+      partial[static_cast<int64_t>(threadIdx.x) * gridDim.x + blockIdx.x] = t;
   }
 }
 
@@ -142,9 +146,11 @@ void wsum_bwd_cuda(const std::vector<Tensor>& xs, const Tensor& w, const Tensor&
       p.x[k] = fptr(xs[j]);
       p.dx[k] = (j < static_cast<int>(dxs.size()) && dxs[j].defined()) ? fptr(dxs[j]) : nullptr;
     }
-    ASAP_LAUNCH(wsum_bwd_kernel, nb, kThreads, 0, stream(), p, fptr(w), fptr(dy), n, want_dw, partial.as<double>());
+    float* direct = want_dw && nb == 1 ? fptr(dw) + k0 : nullptr;
+    ASAP_LAUNCH(wsum_bwd_kernel, nb, kThreads, 0, stream(), p, fptr(w), fptr(dy), n, want_dw, partial.as<double>(),
+                direct);
     ASAP_CUDA_LAUNCH_CHECK("wsum_bwd");
-    if (want_dw) reduce_partials(partial.as<double>(), nb, p.K, fptr(dw) + k0, "wsum_bwd(dw)");
+    if (want_dw && !direct) reduce_partials(partial.as<double>(), nb, p.K, fptr(dw) + k0, "wsum_bwd(dw)");
   }
 }
 
