@@ -6,6 +6,8 @@
                                          pytorch_reference.py print; several rounds -> median.
   plot.py run RUN_DIR [--out DIR]        from RUN_DIR/metrics.jsonl (search stage): epoch time
                                          and alive ops (normal / reduce) per epoch.
+  plot.py report REPORT.json [--out DIR] from asap_report's report.json: search epoch time against
+                                         sparsity, one line per run (coloured by group).
 PNGs go to --out (default: next to the input).
 """
 import argparse
@@ -88,6 +90,32 @@ def plot_run(run_dir, out):
     print(png)
 
 
+def plot_report(path, out):
+    with open(path) as f:
+        rep = json.load(f)
+    runs = [r for r in rep.get("runs", []) if r.get("search_epochs")]
+    if not runs:
+        sys.exit(f"{path}: no run has search epochs")
+    groups = sorted({r["group"] for r in runs})
+    colors = {g: plt.cm.tab10(i % 10) for i, g in enumerate(groups)}
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    seen = set()
+    for r in runs:
+        sp = [e[0] for e in r["search_epochs"]]
+        secs = [e[1] for e in r["search_epochs"]]
+        label = r["group"] if r["group"] not in seen else None
+        seen.add(r["group"])
+        ax.plot(sp, secs, marker="o", ms=3, lw=1, color=colors[r["group"]], alpha=0.8, label=label)
+    ax.set_xlabel("sparsity (pruned ops / all ops) at epoch end")
+    ax.set_ylabel("search epoch time (s)")
+    ax.set_title(f"search epoch time vs sparsity, {len(runs)} runs", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    png = os.path.join(out, "search_time_vs_sparsity.png")
+    fig.savefig(png, dpi=120)
+    print(png)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -97,8 +125,15 @@ def main():
     r = sub.add_parser("run")
     r.add_argument("run_dir")
     r.add_argument("--out")
+    rp = sub.add_parser("report")
+    rp.add_argument("file")
+    rp.add_argument("--out")
     a = p.parse_args()
-    if a.cmd == "bench":
+    if a.cmd == "report":
+        out = a.out or os.path.dirname(os.path.abspath(a.file))
+        os.makedirs(out, exist_ok=True)
+        plot_report(a.file, out)
+    elif a.cmd == "bench":
         out = a.out or os.path.dirname(os.path.abspath(a.file))
         os.makedirs(out, exist_ok=True)
         plot_bench(a.file, out)

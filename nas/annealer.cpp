@@ -103,7 +103,15 @@ std::vector<PruneEvent> Annealer::prune(SearchNetwork& net, int epoch, int64_t s
         if (o == best || !net.alive(t, e, o) || !(phi[e][o] < theta)) continue;
         auto r = net.prune(t, e, o);
         if (released) released->insert(released->end(), r.begin(), r.end());
-        PruneEvent ev{epoch, step, t, e, net.primitives()[o], phi[e][o], T, theta};
+        PruneEvent ev;
+        ev.epoch = epoch;
+        ev.step = step;
+        ev.cell_type = t;
+        ev.edge = e;
+        ev.op = net.primitives()[o];
+        ev.phi = phi[e][o];
+        ev.T = T;
+        ev.theta = theta;
         ev.winner = net.primitives()[best];
         ev.winner_phi = phi[e][best];
         ev.alpha_gap = alpha[e][best] - alpha[e][o];

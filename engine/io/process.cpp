@@ -105,4 +105,43 @@ ProgramResult run_program(const std::vector<std::string>& argv) {
   return r;
 }
 
+ProgramResult run_program_logged(const std::vector<std::string>& argv, const std::string& log_path,
+                                 const std::function<void(int pid)>& on_start) {
+  ProgramResult r;
+  if (argv.empty()) {
+    r.output = "empty argument vector";
+    return r;
+  }
+  if (!program_available(argv[0])) {
+    r.output = argv[0] + " not found";
+    return r;
+  }
+  SpawnActions fa;
+  posix_spawn_file_actions_addopen(&fa.a, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa.a, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa.a, 1, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
+  std::vector<char*> args;
+  for (const auto& s : argv) args.push_back(const_cast<char*>(s.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  const int rc = ::posix_spawnp(&pid, args[0], &fa.a, &attr, args.data(), environ);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    r.output = argv[0] + ": " + std::strerror(rc);
+    return r;
+  }
+  r.started = true;
+  if (on_start) on_start(static_cast<int>(pid));
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return r;
+  }
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
+  return r;
+}
+
 }  // namespace asap
