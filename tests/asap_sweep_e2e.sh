@@ -102,6 +102,14 @@ PY
 "$BIN/asap_sweep" "$T/tiny.yaml" --seeds 0,4,9 --out "$T/arr" --index 1 > "$T/arr.log" 2>&1 || fail "--index"
 [ -d "$T/arr/seed-4" ] && [ ! -e "$T/arr/seed-0" ] && [ ! -e "$T/arr/seed-9" ] || fail "--index 1 ran the wrong seeds"
 
+# 3b. The Slurm array script, run as task 1 of SEEDS=0,4, twice (a requeue): seed 4 runs, then is skipped.
+for attempt in 1 2; do
+  CONFIG="$T/tiny.yaml" SEEDS=0,4 OUT="$T/slurm" SLURM_ARRAY_TASK_ID=1 SLURM_CPUS_PER_TASK=1 ASAP_BIN="$BIN" \
+    bash "$HERE/../tools/slurm/asap_array.sbatch" > "$T/slurm-$attempt.log" 2>&1 || { cat "$T/slurm-$attempt.log"; fail "sbatch script"; }
+done
+[ -s "$T/slurm/seed-4/summary.json" ] && [ ! -e "$T/slurm/seed-0" ] || fail "sbatch task 1 ran the wrong seed"
+grep -q "seed 4: complete, skipped" "$T/slurm-2.log" || fail "requeued task did not skip its finished seed"
+
 # 4. Refused command lines: exit 2, one line naming the problem.
 expect2() {
   local want=$1; shift
@@ -124,6 +132,14 @@ rc=0
 [ "$rc" = 1 ] || fail "failing seed: exit $rc"
 grep -q "seed 0 failed with exit code 2" "$T/badrun.err" || fail "failing seed not named: $(cat "$T/badrun.err")"
 grep -q "SEED must be a decimal integer" "$T/bad/seed-0.log" || fail "random:x error: $(cat "$T/bad/seed-0.log")"
+
+# 5b. --stage train over seeds: a fixed cell, no search.
+"$BIN/asap_sweep" "$T/tiny.yaml" --seeds 0,1 --out "$T/cell" --stage train --set train.genotype=random:11 \
+  --set train.epochs=1 > "$T/cell.log" 2>&1 || { cat "$T/cell.log"; fail "--stage train sweep"; }
+for k in 0 1; do
+  [ -s "$T/cell/seed-$k/summary.json" ] && [ ! -e "$T/cell/seed-$k/genotype.json" ] || fail "--stage train seed $k searched"
+done
+expect2 "--stage must be" "$BIN/asap_sweep" "$T/tiny.yaml" --seeds 0 --out "$T/x" --stage both
 
 # 6. Named and random genotypes train through asap_run (AmoebaNet: five nodes, conv_7x1_1x7).
 for g in random:7 AmoebaNet NASNet ASAP DARTS_V1; do

@@ -194,3 +194,55 @@ TEST_CASE("weight decay does not move decided alphas (pruned ops, converged edge
     CHECK(g.fallback_genes <= 16);
   }
 }
+
+TEST_CASE("named genotypes and random:SEED", "[nas]") {
+  for (const char* n : {"DARTS_V1", "DARTS_V2", "DARTS", "ASAP", "NASNet", "AmoebaNet"}) {
+    CAPTURE(n);
+    auto g = named_genotype(n);
+    REQUIRE(g.has_value());
+    CHECK_NOTHROW(validate_genotype(*g));
+    CHECK(parse_genotype(to_text(*g)) == *g);  // round trip through the DARTS text
+  }
+  CHECK(*named_genotype("DARTS") == darts_v2());
+  CHECK(named_genotype("NASNet")->nodes() == 5);
+  CHECK(named_genotype("AmoebaNet")->reduce[8] == Gene{"conv_7x1_1x7", 0});
+  CHECK(named_genotype("AmoebaNet")->reduce_concat == std::vector<int>{3, 4, 6});
+  CHECK(named_genotype("ASAP")->normal[2] == Gene{"sep_conv_3x3", 1});
+  CHECK(named_genotype("ASAP")->reduce[3] == Gene{"dil_conv_5x5", 2});
+  CHECK_FALSE(named_genotype("darts_v2").has_value());  // names are case-sensitive
+  CHECK_FALSE(named_genotype("").has_value());
+
+  // random:SEED: deterministic, two distinct inputs per node, ops over the seven non-none primitives.
+  CHECK(*named_genotype("random:7") == random_genotype(7));
+  CHECK(random_genotype(7) == random_genotype(7));
+  CHECK(random_genotype(7) != random_genotype(8));
+  std::map<std::string, int> op_count;
+  std::map<int, int> first_input_count;  // node 0's two inputs must be {0, 1} in some order
+  for (uint64_t seed = 0; seed < 300; ++seed) {
+    const Genotype g = random_genotype(seed);
+    CHECK_NOTHROW(validate_genotype(g));
+    for (int t = 0; t < 2; ++t) {
+      const auto& genes = g.genes(static_cast<CellType>(t));
+      REQUIRE(genes.size() == 8);
+      for (int i = 0; i < 4; ++i) {
+        CHECK(genes[2 * i].second != genes[2 * i + 1].second);
+        CHECK(genes[2 * i].second < 2 + i);
+        CHECK(genes[2 * i + 1].second < 2 + i);
+      }
+      for (const auto& gene : genes) op_count[gene.first]++;
+      first_input_count[genes[0].second]++;
+    }
+  }
+  CHECK(op_count.size() == 7);
+  CHECK(op_count.count("none") == 0);
+  for (const auto& [op, n] : op_count) {
+    CAPTURE(op);
+    CHECK(n > 4800 / 7 * 0.8);  // 4800 genes, uniform: about 686 each
+    CHECK(n < 4800 / 7 * 1.2);
+  }
+  CHECK(first_input_count[0] > 200);
+  CHECK(first_input_count[1] > 200);
+  CHECK_THROWS_WITH(named_genotype("random:"), Catch::Contains("SEED must be a decimal integer"));
+  CHECK_THROWS_WITH(named_genotype("random:-1"), Catch::Contains("SEED must be a decimal integer"));
+  CHECK_THROWS_WITH(named_genotype("random:99999999999999999999"), Catch::Contains("larger than 2^64 - 1"));
+}

@@ -1,4 +1,5 @@
 // asap_sweep CONFIG --seeds 0,1,2,3 --out DIR [--set k=v ...] [--jobs N] [--threads T] [--index I]
+//            [--stage search|train|all]
 // One asap_run per seed into DIR/seed-K/ (a normal, resumable run folder; its log in
 // DIR/seed-K.log), N at a time with the CPUs divided among them. Rerunning the same command skips
 // finished seeds and resumes unfinished ones. --index I runs only the I-th seed of the list (a
@@ -35,16 +36,18 @@ namespace {
 
 const char* kUsage =
     "usage: asap_sweep CONFIG --seeds LIST --out DIR [--set k=v ...] [--jobs N] [--threads T] [--index I]\n"
+    "                  [--stage search|train|all]\n"
     "  --seeds LIST   seeds, e.g. 0,1,2,3 or 0-3 (run.seed of each run)\n"
     "  --out DIR      DIR/seed-K/ per seed (asap_run folders), DIR/seed-K.log their output\n"
     "  --set k=v      passed to every asap_run (docs/config.md)\n"
     "  --jobs N       runs at once (default 1); the CPUs are divided among them\n"
     "  --threads T    run.threads of each run (default: usable CPUs / N, at least 1)\n"
     "  --index I      run only the I-th seed of LIST (0-based; Slurm: $SLURM_ARRAY_TASK_ID)\n"
+    "  --stage S      asap_run --stage (default all; train: a train.genotype over seeds)\n"
     "Rerunning the same command skips finished seeds and resumes the others.\n";
 
 struct Args {
-  std::string config, out, seeds;
+  std::string config, out, seeds, stage = "all";
   std::vector<std::string> sets;
   int jobs = 1, threads = 0;
   long index = -1;
@@ -75,6 +78,7 @@ Args parse_args(int argc, char** argv) {
     else if (s == "--set") a.sets.push_back(value(i, "--set"));
     else if (s == "--jobs") a.jobs = parse_int("--jobs", value(i, "--jobs"), 1, 1024);
     else if (s == "--threads") a.threads = parse_int("--threads", value(i, "--threads"), 1, 4096);
+    else if (s == "--stage") a.stage = value(i, "--stage");
     else if (s == "--index") a.index = parse_int("--index", value(i, "--index"), 0, 1 << 30);
     else if (!s.empty() && s[0] == '-') throw ConfigError("command line: unknown option '" + s + "'");
     else if (a.config.empty()) a.config = s;
@@ -82,6 +86,8 @@ Args parse_args(int argc, char** argv) {
   }
   if (a.help) return a;
   if (a.config.empty()) throw ConfigError("command line: a CONFIG file is required");
+  if (a.stage != "search" && a.stage != "train" && a.stage != "all")
+    throw ConfigError("command line: --stage must be search, train or all, not '" + a.stage + "'");
   if (a.seeds.empty()) throw ConfigError("command line: --seeds is required (e.g. --seeds 0,1,2,3)");
   if (a.out.empty()) throw ConfigError("command line: --out DIR is required");
   if (!fs::is_regular_file(a.config)) throw ConfigError("command line: CONFIG " + a.config + " is not a file");
@@ -121,6 +127,7 @@ int sweep_main(const Args& a) {
     throw ConfigError("asap_run not found next to asap_sweep (" + child.asap_run + ")");
   child.config = a.config;
   child.sets = a.sets;
+  child.stage = a.stage;
   const int jobs = std::max(1, std::min<int>(a.jobs, static_cast<int>(seeds.size())));
   child.threads = a.threads > 0 ? a.threads : std::max(1, run::usable_cpus() / jobs);
   fs::create_directories(a.out);
@@ -141,7 +148,7 @@ int sweep_main(const Args& a) {
         seed = seeds[next++];
       }
       const std::string dir = run::seed_dir(a.out, seed);
-      const run::SeedAction act = run::seed_action(dir);
+      const run::SeedAction act = run::seed_action(dir, a.stage);
       Outcome o;
       o.seed = seed;
       o.action = run::seed_action_name(act);

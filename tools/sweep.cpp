@@ -57,11 +57,11 @@ std::vector<uint64_t> parse_seed_list(const std::string& text) {
   return out;
 }
 
-SeedAction seed_action(const std::string& dir) {
+SeedAction seed_action(const std::string& dir, const std::string& stage) {
   const fs::path summary = fs::path(dir) / "summary.json";
   if (fs::is_regular_file(summary)) {
     const nlohmann::json j = nlohmann::json::parse(read_file(summary.string()), nullptr, false);
-    if (j.is_object() && j.contains("test_accuracy")) return SeedAction::Skip;
+    if (j.is_object() && j.contains(stage == "search" ? "search_seconds" : "test_accuracy")) return SeedAction::Skip;
   }
   if (fs::is_regular_file(fs::path(dir) / "config.yaml")) return SeedAction::Resume;
   return SeedAction::Start;
@@ -81,6 +81,7 @@ std::vector<std::string> child_argv(const SweepChild& c, uint64_t seed, const st
   std::vector<std::string> v = {c.asap_run};
   if (resume) v.insert(v.end(), {"--resume", arg(dir), arg(c.config)});
   else v.insert(v.end(), {arg(c.config), "--out", arg(dir)});
+  if (c.stage != "all") v.insert(v.end(), {"--stage", c.stage});
   v.insert(v.end(), {"--set", "run.seed=" + std::to_string(seed)});
   for (const auto& s : c.sets) v.insert(v.end(), {"--set", s});
   v.insert(v.end(), {"--set", "run.threads=" + std::to_string(std::max(1, c.threads)), "--set", "run.progress=false"});

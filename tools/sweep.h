@@ -12,9 +12,9 @@ namespace asap::run {
 std::vector<uint64_t> parse_seed_list(const std::string& text);
 
 enum class SeedAction { Skip, Resume, Start };
-// Skip: summary.json holds a test accuracy (the run finished). Resume: config.yaml exists (an
-// interrupted run). Start: anything else (the folder may not exist yet).
-SeedAction seed_action(const std::string& run_dir);
+// Skip: summary.json holds a test accuracy (stage all or train) or search seconds (stage search):
+// the run finished. Resume: config.yaml exists (an interrupted run). Start: anything else.
+SeedAction seed_action(const std::string& run_dir, const std::string& stage = "all");
 const char* seed_action_name(SeedAction a);
 
 std::string seed_dir(const std::string& out, uint64_t seed);  // OUT/seed-K
@@ -24,6 +24,7 @@ struct SweepChild {
   std::string config;            // CONFIG
   std::vector<std::string> sets; // the sweep's --set k=v, in order
   int threads = 1;               // run.threads of each child
+  std::string stage = "all";     // asap_run --stage
 };
 // The argv of one seed: a fresh run `asap_run CONFIG --out DIR --set run.seed=K [--set ...]`, or
 // a resume `asap_run --resume DIR CONFIG --set run.seed=K [--set ...]` (asap_run then refuses, exit
