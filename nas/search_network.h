@@ -128,9 +128,8 @@ class SearchNetwork : public Module {
   // gradient is exactly zero, so only weight decay would move them, and it would move the most
   // confident (earliest decided) edges the most. Device-side (one tiny matmul + add per cell type
   // with decided entries), one host read of the alphas after each prune; nothing extra while no
-  // entry is decided or when
-  // config().freeze_decided_alphas is off. A pure function of the alphas and alive masks, so a
-  // resumed search matches an uninterrupted one.
+  // entry is decided or when config().freeze_decided_alphas is off. A pure function of the alphas
+  // and alive masks, so a resumed search matches an uninterrupted one.
   void keep_decided_alphas(const std::function<void()>& alpha_step);
   const ExecutionPlan& plan(CellType t) const { return plans_[idx(t)]; }
 
