@@ -22,6 +22,7 @@ void SearchConfig::validate() const {
   if (!(a_lr > 0)) bad("a_lr", "must be > 0");
   if (a_beta1 < 0 || a_beta1 >= 1 || a_beta2 < 0 || a_beta2 >= 1) bad("a_beta1", "betas must be in [0, 1)");
   if (net.C < 1 || net.layers < 1 || net.nodes < 1) bad("C", "C, layers and nodes must be >= 1");
+  if (sync_every < 1) bad("sync_every", "must be >= 1");
   anneal.validate();
 }
 
@@ -95,6 +96,13 @@ Searcher::Searcher(const SearchConfig& cfg, Device dev)
   a_opt_ = std::make_unique<Adam>(net_->arch_parameters(), cfg_.a_lr, cfg_.a_beta1, cfg_.a_beta2,
                                   cfg_.a_eps, cfg_.a_weight_decay,
                                   std::vector<std::string>{"alphas.normal", "alphas.reduce"});
+  if (!cfg_.skip_nonfinite) {
+    state_ = std::make_unique<StepState>(dev_, net_->num_edges(), net_->num_ops(), cfg_.anneal);
+    net_->bind_temperature(state_->tensor());
+    w_opt_->use_device_scalars();
+    a_opt_->use_device_scalars();
+    step_graphs_ = cfg_.cuda_graphs && StepGraph::supported(dev_);
+  }
   net_->set_temperature(annealer_.temperature_at(0, 0));
   rebuild_weight_list();
 }
@@ -113,6 +121,31 @@ void Searcher::prune(CellType t, int edge, int op) {
 }
 
 StepInfo Searcher::step(const Batch& train, const Batch* val) {
+  if (!state_) return step_host_checked(train, val);
+  ASAP_NVTX_RANGE("search/step");
+  StepInfo info;
+  info.epoch = epoch_;
+  info.step = step_;
+  info.warmup = val == nullptr;
+  info.T = net_->temperature();
+  info.lr = w_opt_->lr();
+  info.synced = false;
+  if (step_graphs_) {
+    run_step_graphed(train, val);
+  } else {
+    const Tensor x = to_dev(train.x), y = to_dev(train.y);
+    if (val) {
+      const Tensor vx = to_dev(val->x), vy = to_dev(val->y);
+      step_on_device(x, y, &vx, &vy);
+    } else {
+      step_on_device(x, y, nullptr, nullptr);
+    }
+  }
+  ++step_;
+  return info;
+}
+
+StepInfo Searcher::step_host_checked(const Batch& train, const Batch* val) {
   ASAP_NVTX_RANGE("search/step");
   StepInfo info;
   info.epoch = epoch_;
@@ -208,31 +241,54 @@ EpochStats Searcher::run_epoch(const BatchSource& train, const BatchSource& val)
   const bool per_step_T = cfg_.anneal.temperature_unit == "step";
   const bool prune_each_step = cfg_.anneal.prune_every == "step";
   net_->set_temperature(annealer_.temperature_at(epoch_, step_));
+  if (state_) state_->begin_epoch(epoch_, step_, net_->temperature());
+  last_report_ = StepReport();
+  prune_in_step_ = state_ && !warmup_now_ && prune_each_step;
   std::vector<PruneEvent> events;
   Batch tb, vb;
+  int64_t since_sync = 0;
+  StepInfo last;
   for (;;) {
     if (!train(tb)) break;
     if (!warmup_now_ && !val(vb)) break;
-    if (per_step_T) net_->set_temperature(annealer_.temperature_at(epoch_, step_));
+    if (per_step_T && !state_) net_->set_temperature(annealer_.temperature_at(epoch_, step_));
     size_t before = events.size();
     StepInfo info = step(tb, warmup_now_ ? nullptr : &vb);
-    if (!warmup_now_ && prune_each_step) prune_by_policy(events);
-    info.pruned = static_cast<int>(events.size() - before);
-    info.sparsity = net_->sparsity();
     st.steps++;
-    if (info.skipped) {
-      st.skipped++;
+    if (state_) {
+      // Device-resident: the host looks only at log points.
+      if (++since_sync >= cfg_.sync_every) {
+        since_sync = 0;
+        sync_point(info, events);
+      }
     } else {
-      st.train_loss += info.train_loss;
-      st.train_acc += info.train_acc;
-      st.val_loss += info.val_loss;
-      st.val_acc += info.val_acc;
+      if (!warmup_now_ && prune_each_step) prune_by_policy(events);
+      info.sparsity = net_->sparsity();
+      if (info.skipped) {
+        st.skipped++;
+      } else {
+        st.train_loss += info.train_loss;
+        st.train_acc += info.train_acc;
+        st.val_loss += info.val_loss;
+        st.val_acc += info.val_acc;
+      }
     }
+    info.pruned = static_cast<int>(events.size() - before);
+    last = info;
     if (on_step) on_step(info);
+    // Convergence is known at log points on the device path (every sync_every steps).
     if (cfg_.stop_when_converged && net_->converged()) break;
   }
+  prune_in_step_ = false;
+  if (state_) {
+    if (since_sync > 0) sync_point(last, events);
+    st.train_loss = last_report_.mean_loss(0);
+    st.train_acc = last_report_.mean_acc(0);
+    st.val_loss = last_report_.mean_loss(1);
+    st.val_acc = last_report_.mean_acc(1);
+  }
   if (!warmup_now_ && !prune_each_step) prune_by_policy(events);
-  if (const int64_t counted = st.steps - st.skipped; counted > 0) {
+  if (const int64_t counted = st.steps - st.skipped; !state_ && counted > 0) {
     st.train_loss /= counted;
     st.train_acc /= counted;
     st.val_loss /= counted;

@@ -12,11 +12,13 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/optim/adam.h"
+#include "engine/step_graph.h"
 #include "engine/optim/sgd.h"
 #include "nas/annealer.h"
 #include "nas/batch.h"
 #include "nas/genotype.h"
 #include "nas/search_network.h"
+#include "nas/step_state.h"
 
 namespace asap::nas {
 
@@ -44,6 +46,14 @@ struct SearchConfig {
   // Non-finite loss or gradient norm: false stops with asap::NumericError naming the step; true
   // skips the batch (no update) and counts it (run.on_nan: skip_batch).
   bool skip_nonfinite = false;
+  // Device-resident steps (every mode but skip_nonfinite): the host reads losses, the NaN guard
+  // and the device's prune decisions every `sync_every` steps and at each epoch end, and re-plans
+  // then (run.log_every on a GPU; 1 on the CPU, where a read is free). The math does not depend
+  // on it: a pruned op's Phi is masked to exactly 0 on the device at its step.
+  int sync_every = 1;
+  // CUDA: capture the device-resident step once per plan and replay it (run.cuda_graphs). Ignored
+  // where the device cannot capture and with skip_nonfinite.
+  bool cuda_graphs = false;
   void validate() const;  // throws asap::ConfigError naming the key
 };
 
@@ -54,8 +64,11 @@ struct StepInfo {
   double train_loss = 0, train_acc = 0;
   double val_loss = 0, val_acc = 0;  // 0 during warm-up (no alpha step)
   double T = 0, lr = 0, sparsity = 0;
-  int pruned = 0;  // ops pruned after this step
+  int pruned = 0;  // ops pruned (re-planned) at this step's log point
   bool skipped = false;  // a non-finite loss/gradient skipped this batch
+  // Device-resident steps: losses, accuracies, sparsity and `pruned` are filled only at log
+  // points (synced), as means over the epoch so far; between them they are 0.
+  bool synced = true;
 };
 
 struct EpochStats {
@@ -79,6 +92,9 @@ class Searcher {
   // One search step without pruning: a weight step on `train`, then (unless val is null) an
   // alpha step on *val. Used by run_epoch and by asap_bench.
   StepInfo step(const Batch& train, const Batch* val);
+  // A log point outside run_epoch (asap_bench, tests): reads the device state once, raises the
+  // NaN guard (NumericError naming the first bad step) and applies the device's prune decisions.
+  StepInfo sync();
   // Mean loss / accuracy in eval mode (BN running statistics), no tape.
   EvalStats evaluate(const BatchSource& src);
 
@@ -117,6 +133,13 @@ class Searcher {
  private:
   void rebuild_weight_list();
   void prune_by_policy(std::vector<PruneEvent>& out);
+  // The host-checked step (skip_nonfinite): reads the loss and norms at once, restores BN on a skip.
+  StepInfo step_host_checked(const Batch& train, const Batch* val);
+  // Device-resident step (nas/search_step.cpp): no host read; records into state_.
+  void step_on_device(const Tensor& x, const Tensor& y, const Tensor* vx, const Tensor* vy);
+  // A log point: reads state_ once, raises the NaN guard, applies the device's prune decisions
+  // (events appended to `out`) and fills the means of `info`.
+  void sync_point(StepInfo& info, std::vector<PruneEvent>& out);
   Tensor to_dev(const Tensor& t) const { return t.device() == dev_ ? t : t.to(dev_); }
 
   SearchConfig cfg_;
@@ -130,6 +153,21 @@ class Searcher {
   int epoch_ = 0;
   int64_t step_ = 0;
   bool warmup_now_ = false;
+  std::unique_ptr<StepState> state_;
+  // CUDA graphs (nas/search_step.cpp): static input buffers, the captured step and what it was
+  // captured for; a step with another key runs eagerly once, the next one captures.
+  bool step_graphs_ = false;
+  Tensor in_x_, in_y_, in_vx_, in_vy_;
+  StepGraph graph_;
+  std::string graph_key_;
+  int eager_steps_for_key_ = 0;
+  std::vector<int64_t> w_replay_inc_, a_replay_inc_;
+  void run_step_graphed(const Batch& train, const Batch* val);
+ public:
+  bool step_graph_active() const { return graph_.valid(); }
+ private:
+  bool prune_in_step_ = false;  // the device prune rule runs after each alpha step (run_epoch)
+  StepReport last_report_;
 };
 
 }  // namespace asap::nas

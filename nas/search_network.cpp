@@ -1,5 +1,7 @@
 #include "nas/search_network.h"
 
+#include "engine/search_kernels.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -157,6 +159,20 @@ SearchNetwork::SearchNetwork(const SearchNetworkConfig& cfg, Generator& gen, Dev
 void SearchNetwork::set_temperature(double t) {
   ASAP_CHECK(t > 0 && std::isfinite(t), "temperature must be positive, got ", t);
   temperature_ = t;
+  if (step_state_.defined()) {
+    StatePut p;
+    p.add(step_state::kT, t);
+    p.add(step_state::kInvT, 1.0 / t);
+    search_kernels(dev_.type).put(step_state_, p);
+  }
+}
+
+void SearchNetwork::bind_temperature(Tensor step_state) {
+  ASAP_CHECK(step_state.device() == dev_ && step_state.dtype() == DType::F64, "bind_temperature: a float64 state on ",
+             dev_.str(), " expected");
+  step_state_ = step_state;
+  inv_temperature_ = step_state.narrow(0, step_state::kInvT, 1).view(Shape{});
+  set_temperature(temperature_);
 }
 
 int SearchNetwork::alive_count(CellType t, int edge) const {
@@ -246,6 +262,7 @@ void SearchNetwork::keep_decided_alphas(const std::function<void()>& alpha_step)
 }
 
 void SearchNetwork::rebuild_plan(CellType t) {
+  ++plan_version_;
   ExecutionPlan& plan = plans_[idx(t)];
   const auto& alive = alive_[idx(t)];
   const int O = num_ops();
@@ -286,7 +303,8 @@ std::vector<Tensor> SearchNetwork::edge_weights(CellType t) const {
   std::vector<Tensor> w(edges_);
   if (plan.total_exec == 0) return w;
   const Tensor& a = alphas_[idx(t)];
-  Tensor phi = ops::softmax(ops::add(a, plan.mask), temperature_);
+  Tensor masked = ops::add(a, plan.mask);
+  Tensor phi = inv_temperature_.defined() ? ops::softmax(masked, inv_temperature_) : ops::softmax(masked, temperature_);
   Tensor flat = reshape(phi, {1, static_cast<int64_t>(edges_) * num_ops()});
   Tensor gathered = reshape(ops::matmul(flat, plan.select), {plan.total_exec});
   for (int e = 0; e < edges_; ++e) {

@@ -103,7 +103,14 @@ class SearchNetwork : public Module {
   std::vector<Tensor> weights() const { return parameters(); }
 
   double temperature() const { return temperature_; }
+  // Writes the host value and, once bound, the device copy in the step state.
   void set_temperature(double t);
+  // From now on the Phi softmax reads 1/T on the device from a StepState vector
+  // (engine/search_kernels.h), so the device may anneal T itself and a captured graph follows it.
+  void bind_temperature(Tensor step_state);
+  // The device-side alive mask of a cell type (0 alive, -1e30 pruned); the device prune rule
+  // writes it between re-plans. rebuild_plan() rewrites it from the host alive mask.
+  Tensor& device_mask(CellType t) { return plans_[idx(t)].mask; }
 
   bool alive(CellType t, int edge, int op) const { return alive_[idx(t)][edge][op] != 0; }
   int alive_count(CellType t, int edge) const;
@@ -132,6 +139,8 @@ class SearchNetwork : public Module {
   // and alive masks, so a resumed search matches an uninterrupted one.
   void keep_decided_alphas(const std::function<void()>& alpha_step);
   const ExecutionPlan& plan(CellType t) const { return plans_[idx(t)]; }
+  // Incremented by every re-plan: a captured step graph is valid for one plan version only.
+  uint64_t plan_version() const { return plan_version_; }
 
  private:
   static int idx(CellType t) { return static_cast<int>(t); }
@@ -151,6 +160,8 @@ class SearchNetwork : public Module {
   std::array<std::vector<std::vector<uint8_t>>, 2> alive_;
   std::array<ExecutionPlan, 2> plans_;
   double temperature_ = 1.0;
+  Tensor step_state_, inv_temperature_;  // bound StepState vector and its 0-d 1/T view
+  uint64_t plan_version_ = 0;
   // keep_decided_alphas: per type, [E*O, E*O] diagonal keeping undecided entries, [E, O] values
   // of decided ones; rebuilt from the current alphas before the first step after a prune.
   std::array<Tensor, 2> keep_diag_, decided_values_;

@@ -5,6 +5,8 @@
 // pruned op's Phi to exactly 0 at once. The host reads the vector at log points (sync_point) and
 // re-plans then: the pruned op stops costing compute within sync_every steps, the math does not
 // change (its Phi, its output's weight and every gradient through it are already exactly 0).
+#include <cstdio>
+
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"
@@ -114,6 +116,81 @@ void Searcher::sync_point(StepInfo& info, std::vector<PruneEvent>& out) {
   info.train_acc = r.mean_acc(0);
   info.val_loss = r.mean_loss(1);
   info.val_acc = r.mean_acc(1);
+}
+
+}  // namespace asap::nas
+
+namespace asap::nas {
+namespace {
+
+// Copies a batch tensor into a static device buffer (reallocated only when its shape changes).
+bool stage(const Tensor& src, Tensor& dst, Device dev) {
+  bool fresh = false;
+  if (!dst.defined() || dst.shape() != src.shape() || dst.dtype() != src.dtype()) {
+    dst = Tensor::empty(src.shape(), src.dtype(), dev);
+    fresh = true;
+  }
+  dst.copy_(src);  // one asynchronous copy on the compute stream, ordered before the replay
+  return fresh;
+}
+
+}  // namespace
+
+void Searcher::run_step_graphed(const Batch& train, const Batch* val) {
+  bool fresh = stage(train.x, in_x_, dev_);
+  fresh = stage(train.y, in_y_, dev_) || fresh;
+  if (val) {
+    fresh = stage(val->x, in_vx_, dev_) || fresh;
+    fresh = stage(val->y, in_vy_, dev_) || fresh;
+  }
+  // What the captured step depends on besides device memory: the plan, the step's shape, whether
+  // it has an alpha step and the prune test. Everything else is read from device memory.
+  const std::string key = std::to_string(net_->plan_version()) + (val ? "/alpha" : "/weights") +
+                          (prune_in_step_ ? "/prune" : "") + "/" + in_x_.shape().str() +
+                          (val ? in_vx_.shape().str() : std::string());
+  auto body = [&] {
+    if (val) step_on_device(in_x_, in_y_, &in_vx_, &in_vy_);
+    else step_on_device(in_x_, in_y_, nullptr, nullptr);
+  };
+  if (fresh || key != graph_key_) {
+    graph_.reset();
+    graph_key_ = key;
+    eager_steps_for_key_ = 0;
+  }
+  if (!graph_.valid() && eager_steps_for_key_ < 2) {
+    // The first two steps of a plan run eagerly, so caches, lazily created optimizer state, chunk
+    // tables and the blocks held across steps (the optimizers' gates) reach their steady state
+    // before the capture, which must neither allocate new device memory nor read the device.
+    ++eager_steps_for_key_;
+    body();
+    return;
+  }
+  if (!graph_.valid()) {
+    const std::vector<int64_t> w0 = w_opt_->per_param_steps(), a0 = a_opt_->per_param_steps();
+    const int64_t ws0 = w_opt_->step_count(), as0 = a_opt_->step_count();
+    std::string why;
+    if (!graph_.capture(dev_, body, &why)) {
+      // Nothing of the body ran on the device but its host bookkeeping did (optimizer counts), so
+      // there is no clean way to go on eagerly: a capture failure is a bug in a step's code.
+      clear_tape();
+      throw DeviceError("search: CUDA graph capture of the step failed (" + why +
+                        "); run with run.cuda_graphs: off and report it");
+    }
+    auto inc = [](const std::vector<int64_t>& after, const std::vector<int64_t>& before) {
+      std::vector<int64_t> d(after.size());
+      for (size_t i = 0; i < after.size(); ++i) d[i] = after[i] - before[i];
+      return d;
+    };
+    w_replay_inc_ = inc(w_opt_->per_param_steps(), w0);
+    a_replay_inc_ = inc(a_opt_->per_param_steps(), a0);
+    ASAP_CHECK(w_opt_->step_count() == ws0 + 1 && a_opt_->step_count() == as0 + (val ? 1 : 0),
+               "search: the captured step did not step the optimizers once");
+    graph_.replay();  // the captured step itself
+    return;
+  }
+  graph_.replay();
+  w_opt_->count_replayed_step(w_replay_inc_);
+  if (val) a_opt_->count_replayed_step(a_replay_inc_);
 }
 
 }  // namespace asap::nas

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "engine/error.h"
 #include "engine/rng.h"
 #include "engine/storage.h"
+#include "nas/eval_train.h"
 #include "nas/search.h"
 
 #if defined(ASAP_WITH_CUDA)
@@ -40,11 +42,15 @@ struct Args {
   int steps = 5;
   std::vector<double> sparsity = {0.0, 0.43, 0.71, 0.86};
   uint64_t seed = 0;
+  bool cuda_graphs = true;           // replay the step as a captured CUDA graph (CUDA only)
+  std::string net = "search";        // search | eval (the train stage's step)
+  std::string genotype = "DARTS_V2"; // --net eval
 };
 
 const char* kUsage =
     "usage: asap_bench [--device cpu|cuda[:N]] [--C 8] [--layers 5] [--batch 32] [--hw 28] [--cin 1]\n"
-    "                  [--threads 1] [--steps 5] [--sparsity 0,0.43,0.71,0.86] [--seed 0]\n";
+    "                  [--threads 1] [--steps 5] [--sparsity 0,0.43,0.71,0.86] [--seed 0]\n"
+    "                  [--cuda-graphs on|off] [--net search|eval] [--genotype DARTS_V2]\n";
 
 Args parse_args(int argc, char** argv) {
   Args a;
@@ -66,6 +72,13 @@ Args parse_args(int argc, char** argv) {
       else if (k == "--threads") a.threads = std::stoi(v);
       else if (k == "--steps") a.steps = std::stoi(v);
       else if (k == "--seed") a.seed = std::stoull(v);
+      else if (k == "--cuda-graphs") {
+        if (v != "on" && v != "off") throw ConfigError("--cuda-graphs: 'on' or 'off', got '" + v + "'");
+        a.cuda_graphs = v == "on";
+      } else if (k == "--net") {
+        if (v != "search" && v != "eval") throw ConfigError("--net: 'search' or 'eval', got '" + v + "'");
+        a.net = v;
+      } else if (k == "--genotype") a.genotype = v;
       else if (k == "--sparsity") {
         a.sparsity.clear();
         std::stringstream ss(v);
@@ -121,6 +134,30 @@ double peak_mb(Device dev) {
   return double(bytes) / (1024.0 * 1024.0);
 }
 
+#if defined(ASAP_WITH_CUDA)
+// Exact counts per step (kernels/cuda/stats.h), the same on a GPU and in the emulator.
+void add_device_counts(nlohmann::json& j, Device dev, const cuda::stats::Snapshot& per, int steps) {
+  if (dev.is_cuda()) {
+    // Exact counts per step (kernels/cuda/stats.h), the same on a GPU and in the emulator.
+    // Kernels the device ran: launched directly plus replayed inside graphs; the host's own
+    // launch calls are the direct ones plus one per graph launch.
+    j["kernel_launches_per_step"] = static_cast<double>(per.launches + per.graph_kernel_nodes) / steps;
+    j["host_launch_calls_per_step"] = static_cast<double>(per.launches + per.graph_launches) / steps;
+    j["host_syncs_per_step"] = static_cast<double>(per.host_syncs) / steps;
+    j["blas_calls_per_step"] = static_cast<double>(per.blas_calls) / steps;
+    j["bytes_h2d_per_step"] = static_cast<double>(per.bytes_h2d) / steps;
+    j["bytes_d2h_per_step"] = static_cast<double>(per.bytes_d2h) / steps;
+    j["cuda_graph"] = per.graph_launches > 0;
+    nlohmann::json syncs = nlohmann::json::object();
+    for (const auto& [reason, n] : per.syncs_by_reason) syncs[reason] = static_cast<double>(n) / steps;
+    j["host_syncs_by_reason"] = syncs;
+    nlohmann::json by_kernel = nlohmann::json::object();
+    for (const auto& [kernel, n] : per.launches_by_kernel) by_kernel[kernel] = static_cast<double>(n) / steps;
+    j["launches_by_kernel_per_step"] = by_kernel;
+  }
+}
+#endif
+
 // BENCHMARK.md: `none` always pruned, then the first round(7*s) ops of this order.
 const std::vector<std::string> kPruneOrder = {"sep_conv_5x5", "dil_conv_5x5", "sep_conv_3x3",
                                               "dil_conv_3x3", "avg_pool_3x3", "max_pool_3x3",
@@ -134,6 +171,7 @@ nlohmann::json run_level(const Args& a, Device dev, double s) {
   cfg.net.in_channels = a.cin;
   cfg.net.num_classes = 10;
   cfg.seed = a.seed;
+  cfg.cuda_graphs = a.cuda_graphs;
   Searcher searcher(cfg, dev);
   Generator data_gen(a.seed + 1);
   Batch train = random_batch(a, data_gen);
@@ -158,6 +196,11 @@ nlohmann::json run_level(const Args& a, Device dev, double s) {
   }
 
   searcher.step(train, &val);  // warm-up: caches, lazily created optimizer state
+  if (a.cuda_graphs) {  // where graphs are on: a second eager step, then the capture
+    searcher.step(train, &val);
+    searcher.step(train, &val);
+  }
+  searcher.sync();             // a log point: the NaN guard and the device's prune decisions
   synchronize(dev);
 #if defined(ASAP_WITH_CUDA)
   const cuda::stats::Snapshot before = cuda::stats::snapshot();
@@ -183,18 +226,57 @@ nlohmann::json run_level(const Args& a, Device dev, double s) {
   j["step_ms"] = std::round(ms * 100.0) / 100.0;
   j["peak_mem_mb"] = std::round(peak_mb(dev) * 10.0) / 10.0;
 #if defined(ASAP_WITH_CUDA)
-  if (dev.is_cuda()) {
-    // Exact counts per step (kernels/cuda/stats.h), the same on a GPU and in the emulator.
-    j["kernel_launches_per_step"] = static_cast<double>(per.launches) / a.steps;
-    j["host_syncs_per_step"] = static_cast<double>(per.host_syncs) / a.steps;
-    j["blas_calls_per_step"] = static_cast<double>(per.blas_calls) / a.steps;
-    j["bytes_h2d_per_step"] = static_cast<double>(per.bytes_h2d) / a.steps;
-    j["bytes_d2h_per_step"] = static_cast<double>(per.bytes_d2h) / a.steps;
-    j["cuda_graph"] = per.graph_launches > 0;
-    nlohmann::json syncs = nlohmann::json::object();
-    for (const auto& [reason, n] : per.syncs_by_reason) syncs[reason] = static_cast<double>(n) / a.steps;
-    j["host_syncs_by_reason"] = syncs;
-  }
+  add_device_counts(j, dev, per, a.steps);
+#endif
+  return j;
+}
+
+// --net eval: one training step of the evaluation network stacked from --genotype (forward with
+// the auxiliary head, backward, clip, SGD), as the train stage runs it.
+nlohmann::json run_eval(const Args& a, Device dev) {
+  reset_peak(dev);
+  const std::optional<Genotype> g = named_genotype(a.genotype);
+  if (!g) throw ConfigError("--genotype: unknown name '" + a.genotype + "'");
+  TrainConfig cfg;
+  cfg.net.C = a.C;
+  cfg.net.layers = a.layers;
+  cfg.net.in_channels = a.cin;
+  cfg.net.num_classes = 10;
+  cfg.net.input_size = a.hw;
+  cfg.seed = a.seed;
+  cfg.epochs = 10;
+  EvalTrainer trainer(*g, cfg, dev);
+  trainer.network().set_drop_path_prob(drop_path_prob_at(5, cfg.epochs, cfg.drop_path_max));
+  Generator data_gen(a.seed + 1);
+  Batch b = random_batch(a, data_gen);
+  b.x = b.x.to(dev);
+  b.y = b.y.to(dev);
+  trainer.train_step(b);  // warm-up
+  synchronize(dev);
+#if defined(ASAP_WITH_CUDA)
+  const cuda::stats::Snapshot before = cuda::stats::snapshot();
+#endif
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < a.steps; ++i) trainer.train_step(b);
+#if defined(ASAP_WITH_CUDA)
+  const cuda::stats::Snapshot per = cuda::stats::diff(cuda::stats::snapshot(), before);
+#endif
+  synchronize(dev);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / a.steps;
+  nlohmann::json j;
+  j["engine"] = "asap";
+  j["net"] = "eval";
+  j["genotype"] = a.genotype;
+  j["device"] = dev.str();
+  j["C"] = a.C;
+  j["layers"] = a.layers;
+  j["batch"] = a.batch;
+  j["hw"] = a.hw;
+  j["threads"] = a.threads;
+  j["step_ms"] = std::round(ms * 100.0) / 100.0;
+  j["peak_mem_mb"] = std::round(peak_mb(dev) * 10.0) / 10.0;
+#if defined(ASAP_WITH_CUDA)
+  add_device_counts(j, dev, per, a.steps);
 #endif
   return j;
 }
@@ -207,6 +289,10 @@ int main(int argc, char** argv) {
     Device dev = parse_device(a.device);
     if (!backend_available(dev.type)) throw DeviceError("device " + a.device + " is not available in this build");
     omp_set_num_threads(a.threads);
+    if (a.net == "eval") {
+      std::cout << run_eval(a, dev).dump() << std::endl;
+      return 0;
+    }
     for (double s : a.sparsity) {
       std::cout << run_level(a, dev, s).dump() << std::endl;
     }

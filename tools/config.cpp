@@ -215,6 +215,8 @@ void read_run(SectionReader r, RunSection& s) {
   r.get("checkpoint_every", s.checkpoint_every, 1, kMaxInt);
   r.get("on_nan", s.on_nan, {"stop", "skip_batch"});
   r.get("progress", s.progress);
+  r.get("log_every", s.log_every, 1, kMaxInt);
+  r.get("cuda_graphs", s.cuda_graphs, {"auto", "on", "off"});
   r.get("plots", s.plots);
   r.get("tensorboard", s.tensorboard);
   r.finish();
@@ -416,6 +418,8 @@ std::string to_yaml(const RunConfig& c) {
   e << YAML::Key << "checkpoint_every" << YAML::Value << c.run.checkpoint_every;
   e << YAML::Key << "on_nan" << YAML::Value << c.run.on_nan;
   e << YAML::Key << "progress" << YAML::Value << c.run.progress;
+  e << YAML::Key << "log_every" << YAML::Value << c.run.log_every;
+  e << YAML::Key << "cuda_graphs" << YAML::Value << c.run.cuda_graphs;
   e << YAML::Key << "plots" << YAML::Value << c.run.plots;
   e << YAML::Key << "tensorboard" << YAML::Value << c.run.tensorboard;
   e << YAML::EndMap;

@@ -87,6 +87,7 @@ SearchOutcome run_search_stage(const RunConfig& c, const std::string& out, Devic
   sc.net.num_classes = train_set->num_classes;
   sc.skip_nonfinite = c.run.on_nan == "skip_batch";
   sc.sync_every = dev.is_cuda() ? c.run.log_every : 1;
+  sc.cuda_graphs = dev.is_cuda() && c.run.cuda_graphs != "off" && !sc.skip_nonfinite;
   nas::Searcher searcher(sc, dev);
 
   double seconds_before = 0;

@@ -30,12 +30,22 @@ size_t round_size(size_t b) {
   return (b + step - 1) / step * step;
 }
 
+struct LiveBlock {
+  size_t size;
+  cudaStream_t stream;
+  int pool;  // 0: the general cache; > 0: the private pool of a captured graph
+};
+
 struct DeviceState {
   std::mutex mu;
   cudaStream_t stream = nullptr;
   std::map<std::pair<cudaStream_t, size_t>, std::vector<void*>> free_blocks;
-  std::unordered_map<void*, std::pair<size_t, cudaStream_t>> live;  // ptr -> (class size, stream)
+  std::unordered_map<void*, LiveBlock> live;
   size_t in_use = 0, peak = 0, cached = 0;
+  // Graph pools: blocks a captured graph uses stay its own while it lives (a replay writes them),
+  // so they return to the pool's free list, never to the general cache, until the pool is released.
+  int capturing_pool = 0, next_pool = 1;
+  std::map<int, std::map<size_t, std::vector<void*>>> pool_free;
 };
 
 DeviceState& state(int dev) {
@@ -61,10 +71,13 @@ struct DeviceGuard {
 
 // Caller holds s.mu.
 void release_cache_locked(DeviceState& s) noexcept {
+  size_t kept = 0;  // graph pools keep their blocks: a live graph replays into them
+  for (auto& [pool, lists] : s.pool_free)
+    for (auto& [sz, blocks] : lists) kept += sz * blocks.size();
   for (auto& kv : s.free_blocks)
     for (void* p : kv.second) ASAP_CUDA_WARN(cudaFree(p));
   s.free_blocks.clear();
-  s.cached = 0;
+  s.cached = kept;
 }
 
 cudaStream_t stream_of(int dev) {
@@ -97,12 +110,23 @@ void* device_allocate(size_t bytes, int device_index) {
   std::lock_guard<std::mutex> lock(s.mu);
   void* p = nullptr;
   auto it = s.free_blocks.find({st, sz});
-  if (it != s.free_blocks.end() && !it->second.empty()) {
+  std::vector<void*>* pool_list = s.capturing_pool ? &s.pool_free[s.capturing_pool][sz] : nullptr;
+  if (pool_list && !pool_list->empty()) {
+    p = pool_list->back();  // reuse inside the capture, in stream order
+    pool_list->pop_back();
+    s.cached -= sz;
+  } else if (it != s.free_blocks.end() && !it->second.empty()) {
     p = it->second.back();
     it->second.pop_back();
     s.cached -= sz;
   } else {
+    // While a graph captures, a new block joins its private pool and stays the graph's until the
+    // pool is released, so the allocation is safe to make mid-capture: relax this thread's
+    // capture mode around it (as PyTorch's caching allocator does).
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    if (s.capturing_pool) ASAP_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
     cudaError_t e = cudaMalloc(&p, sz);
+    if (s.capturing_pool) ASAP_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
     if (e == cudaErrorMemoryAllocation) {
       (void)cudaGetLastError();  // clear it, then give the cache back and retry once
       release_cache_locked(s);
@@ -118,9 +142,14 @@ void* device_allocate(size_t bytes, int device_index) {
           " rounded), ", s.in_use, " bytes in use by tensors, ", free_b, " of ", total_b,
           " bytes free on the device. Lower `data.batch_size` (or the network width) and retry."));
     }
+    if (e == cudaErrorStreamCaptureUnsupported) {
+      (void)cudaGetLastError();
+      throw DeviceError(detail::concat("CUDA graph capture: a new ", sz, "-byte block was needed while capturing (",
+                                       s.in_use, " bytes in use); the step did not reach a steady state before it"));
+    }
     ASAP_CUDA_CHECK(e);
   }
-  s.live[p] = {sz, st};
+  s.live[p] = LiveBlock{sz, st, s.capturing_pool};
   s.in_use += sz;
   s.peak = std::max(s.peak, s.in_use);
   return p;
@@ -133,11 +162,15 @@ void device_deallocate(void* p) noexcept {
     std::lock_guard<std::mutex> lock(s.mu);
     auto it = s.live.find(p);
     if (it == s.live.end()) continue;
-    auto [sz, st] = it->second;
+    const LiveBlock b = it->second;
+    const size_t sz = b.size;
     s.live.erase(it);
     s.in_use -= sz;
     try {
-      s.free_blocks[{st, sz}].push_back(p);
+      if (b.pool && s.pool_free.count(b.pool))
+        s.pool_free[b.pool][sz].push_back(p);
+      else
+        s.free_blocks[{b.stream, sz}].push_back(p);
       s.cached += sz;
     } catch (...) {
       ASAP_CUDA_WARN(cudaFree(p));
@@ -145,6 +178,42 @@ void device_deallocate(void* p) noexcept {
     return;
   }
   std::fprintf(stderr, "asap: warning: freeing unknown device pointer %p\n", p);
+}
+
+int begin_graph_pool(int dev) {
+  DeviceState& s = state(dev);
+  std::lock_guard<std::mutex> lock(s.mu);
+  ASAP_CHECK(s.capturing_pool == 0, "a graph pool is already capturing on cuda:", dev);
+  s.capturing_pool = s.next_pool++;
+  s.pool_free[s.capturing_pool];  // exists from now on: frees of its blocks come back to it
+  return s.capturing_pool;
+}
+
+void end_graph_pool(int dev) {
+  DeviceState& s = state(dev);
+  std::lock_guard<std::mutex> lock(s.mu);
+  s.capturing_pool = 0;
+}
+
+void release_graph_pool(int dev, int pool) noexcept {
+  DeviceState& s = state(dev);
+  std::lock_guard<std::mutex> lock(s.mu);
+  auto it = s.pool_free.find(pool);
+  if (it == s.pool_free.end()) return;
+  try {
+    for (auto& [sz, blocks] : it->second)
+      for (void* p : blocks) s.free_blocks[{s.stream, sz}].push_back(p);
+  } catch (...) {
+    for (auto& [sz, blocks] : it->second)
+      for (void* p : blocks) {
+        ASAP_CUDA_WARN(cudaFree(p));
+        s.cached -= sz;
+      }
+  }
+  s.pool_free.erase(it);
+  // Blocks of the pool still held by tensors go to the general cache when freed.
+  for (auto& [p, b] : s.live)
+    if (b.pool == pool) b.pool = 0;
 }
 
 PinnedBuffer::PinnedBuffer(size_t bytes) : bytes_(bytes) {

@@ -20,6 +20,13 @@ int current_device();
 void* device_allocate(size_t bytes, int device_index = -1);
 void device_deallocate(void* p) noexcept;
 
+// Private pools for captured graphs (kernels/cuda/step_graph.cpp): between begin and end, every
+// allocation on `dev` belongs to a new pool; its blocks, when freed, return to the pool (reused
+// within the capture in stream order) and stay out of the general cache until release.
+int begin_graph_pool(int dev);
+void end_graph_pool(int dev);
+void release_graph_pool(int dev, int pool) noexcept;
+
 // Move-only device allocation from the caching allocator (scratch: workspaces, partial sums).
 class DeviceBuffer {
  public:

@@ -13,7 +13,7 @@ struct Registry {
   LaunchSite* sites = nullptr;
   std::map<std::string, uint64_t> syncs, blas;
   uint64_t host_syncs = 0;
-  std::atomic<uint64_t> h2d{0}, d2h{0}, d2d{0}, blas_calls{0}, graph_launches{0};
+  std::atomic<uint64_t> h2d{0}, d2h{0}, d2d{0}, blas_calls{0}, graph_launches{0}, graph_kernel_nodes{0};
 };
 
 Registry& reg() {
@@ -47,7 +47,10 @@ void count_copy(Copy kind, uint64_t bytes) {
 }
 
 void count_blas(const char*) { reg().blas_calls.fetch_add(1, std::memory_order_relaxed); }
-void count_graph_launch() { reg().graph_launches.fetch_add(1, std::memory_order_relaxed); }
+void count_graph_launch(uint64_t kernel_nodes) {
+  reg().graph_launches.fetch_add(1, std::memory_order_relaxed);
+  reg().graph_kernel_nodes.fetch_add(kernel_nodes, std::memory_order_relaxed);
+}
 
 Snapshot snapshot() {
   Registry& r = reg();
@@ -66,6 +69,7 @@ Snapshot snapshot() {
   s.bytes_d2d = r.d2d.load();
   s.blas_calls = r.blas_calls.load();
   s.graph_launches = r.graph_launches.load();
+  s.graph_kernel_nodes = r.graph_kernel_nodes.load();
   return s;
 }
 
@@ -75,7 +79,7 @@ void reset() {
   for (LaunchSite* p = r.sites; p; p = p->next) p->reset();
   r.host_syncs = 0;
   r.syncs.clear();
-  r.h2d = r.d2h = r.d2d = r.blas_calls = r.graph_launches = 0;
+  r.h2d = r.d2h = r.d2d = r.blas_calls = r.graph_launches = r.graph_kernel_nodes = 0;
 }
 
 namespace {
@@ -102,6 +106,7 @@ Snapshot diff(const Snapshot& after, const Snapshot& before) {
   d.bytes_d2d = after.bytes_d2d - before.bytes_d2d;
   d.blas_calls = after.blas_calls - before.blas_calls;
   d.graph_launches = after.graph_launches - before.graph_launches;
+  d.graph_kernel_nodes = after.graph_kernel_nodes - before.graph_kernel_nodes;
   return d;
 }
 

@@ -32,7 +32,8 @@ enum class Copy { HostToDevice, DeviceToHost, DeviceToDevice };
 void count_sync(const char* reason);
 void count_copy(Copy kind, uint64_t bytes);
 void count_blas(const char* routine);
-void count_graph_launch();
+// One cudaGraphLaunch replaying `kernel_nodes` kernels (counted when the graph was captured).
+void count_graph_launch(uint64_t kernel_nodes = 0);
 
 struct Snapshot {
   uint64_t launches = 0;                      // kernel launches, all kernels
@@ -42,6 +43,7 @@ struct Snapshot {
   uint64_t bytes_h2d = 0, bytes_d2h = 0, bytes_d2d = 0;
   uint64_t blas_calls = 0;
   uint64_t graph_launches = 0;
+  uint64_t graph_kernel_nodes = 0;  // kernels run by those graph launches
 };
 
 Snapshot snapshot();

@@ -63,7 +63,10 @@ bool capture_if_active(cudaStream_t s, const char* what, std::function<void()> n
   return true;
 }
 
+thread_local cudaStreamCaptureMode thread_mode = cudaStreamCaptureModeGlobal;
+
 cudaError_t capture_forbids(const char* what) {
+  if (thread_mode == cudaStreamCaptureModeRelaxed) return cudaSuccess;
   CaptureState& c = cap();
   std::lock_guard<std::mutex> lock(c.mu);
   if (c.active.empty()) return cudaSuccess;
@@ -77,6 +80,12 @@ cudaError_t capture_forbids(const char* what) {
 }  // namespace cuda_emu::detail
 
 using cuda_emu::detail::cap;
+
+cudaError_t cudaThreadExchangeStreamCaptureMode(cudaStreamCaptureMode* mode) {
+  if (!mode) return cudaErrorInvalidValue;
+  std::swap(*mode, cuda_emu::detail::thread_mode);
+  return cudaSuccess;
+}
 
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
   if (!stream) {
