@@ -85,6 +85,22 @@ class DilConv(nn.Module):
         return self.op(x)
 
 
+class Conv7x1_1x7(nn.Module):
+    """DARTS conv_7x1_1x7 (AmoebaNet): ReLU, 1x7 conv, 7x1 conv, BN; state_dict names op.1/op.2/op.3."""
+
+    def __init__(self, c, stride):
+        super().__init__()
+        self.op = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c, c, (1, 7), stride=(1, stride), padding=(0, 3), bias=False),
+            nn.Conv2d(c, c, (7, 1), stride=(stride, 1), padding=(3, 0), bias=False),
+            nn.BatchNorm2d(c, affine=True),
+        )
+
+    def forward(self, x):
+        return self.op(x)
+
+
 class Identity(nn.Module):
     def forward(self, x):
         return x
@@ -103,6 +119,8 @@ def make_op(name, c, stride):
     dil = {"dil_conv_3x3": (3, 2), "dil_conv_5x5": (5, 4)}
     if name in dil:
         return DilConv(c, dil[name][0], stride, dil[name][1], 2)
+    if name == "conv_7x1_1x7":
+        return Conv7x1_1x7(c, stride)
     raise ValueError(f"unknown primitive {name!r}")
 
 
