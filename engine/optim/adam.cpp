@@ -43,8 +43,11 @@ void Adam::step() {
     grp.v.push_back(state(1, i));
     ++p.impl()->version;  // in-place write
   }
+  if (scalars_.defined()) ASAP_KERNEL(scalars_.device(), optim_step_advance)(scalars_, gate_);
   for (auto& [key, grp] : groups) {
-    const AdamArgs args{lr_, beta1_, beta2_, eps_, weight_decay_, std::get<3>(key)};
+    // With device scalars the kernel's step is the device count + (own - global) host steps.
+    const AdamArgs args{lr_, beta1_, beta2_, eps_, weight_decay_, std::get<3>(key), scalars_,
+                        std::get<3>(key) - steps_, gate_};
     ASAP_KERNEL(grp.dev, adam_step)(grp.params, grp.grads, grp.m, grp.v, args);
   }
 }

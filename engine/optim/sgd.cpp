@@ -43,7 +43,8 @@ void SGD::step() {
     ++param_steps_[i];
     ++p.impl()->version;  // in-place write: autograd sees saved tensors change
   }
-  const SgdArgs args{lr_, momentum_, weight_decay_, nesterov_};
+  SgdArgs args{lr_, momentum_, weight_decay_, nesterov_, scalars_, gate_};
+  if (scalars_.defined()) ASAP_KERNEL(scalars_.device(), optim_step_advance)(scalars_, gate_);
   for (auto& [key, grp] : groups) ASAP_KERNEL(grp.dev, sgd_step)(grp.params, grp.grads, grp.bufs, args);
 }
 

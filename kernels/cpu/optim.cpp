@@ -50,6 +50,22 @@ DType check_params(const std::vector<Tensor>& params, const char* kernel) {
   return dt;
 }
 
+// Device-resident scalars and gate (engine/kernel_table.h SgdArgs) on the CPU backend: the same
+// semantics, read from the CPU tensors.
+bool gate_open(const Tensor& gate, const char* kernel) {
+  if (!gate.defined()) return true;
+  ASAP_CHECK(gate.numel() == 1 && gate.device() == Device::cpu() && (gate.dtype() == DType::F32 || gate.dtype() == DType::F64),
+             kernel, ": the gate must be a one-element float32/float64 CPU tensor");
+  const double g = gate.dtype() == DType::F64 ? gate.data<double>()[0] : static_cast<double>(gate.data<float>()[0]);
+  return std::isfinite(g);
+}
+const double* scalars_of(const Tensor& s, const char* kernel) {
+  if (!s.defined()) return nullptr;
+  ASAP_CHECK(s.dtype() == DType::F64 && s.numel() >= 2 && s.device() == Device::cpu() && s.is_contiguous(), kernel,
+             ": device scalars must be a contiguous float64 CPU tensor of 2 elements");
+  return s.data<double>();
+}
+
 std::vector<Chunk> make_chunks(const std::vector<Tensor>& params, int64_t& total) {
   std::vector<Chunk> chunks;
   total = 0;
@@ -98,10 +114,13 @@ void sgd_step_cpu(std::vector<Tensor>& params, const std::vector<Tensor>& grads,
   check_list(params, grads, "sgd_step", "grads");
   if (a.momentum != 0.0) check_list(params, bufs, "sgd_step", "momentum_bufs");
   ASAP_CHECK(!a.nesterov || a.momentum > 0.0, "sgd_step: Nesterov needs momentum > 0");
+  if (!gate_open(a.gate, "sgd_step")) return;
+  SgdArgs b = a;
+  if (const double* s = scalars_of(a.scalars, "sgd_step")) b.lr = s[0];
   if (dt == DType::F32)
-    sgd_impl<float>(params, grads, bufs, a);
+    sgd_impl<float>(params, grads, bufs, b);
   else
-    sgd_impl<double>(params, grads, bufs, a);
+    sgd_impl<double>(params, grads, bufs, b);
 }
 
 // Adam as torch.optim.Adam (the DARTS alpha optimizer): L2 weight decay added to the gradient,
@@ -147,15 +166,35 @@ void adam_step_cpu(std::vector<Tensor>& params, const std::vector<Tensor>& grads
   check_list(params, grads, "adam_step", "grads");
   check_list(params, m, "adam_step", "m");
   check_list(params, v, "adam_step", "v");
-  ASAP_CHECK(a.step >= 1, "adam_step: step must be >= 1 (bias correction), got ", a.step);
+  if (!gate_open(a.gate, "adam_step")) return;
+  AdamArgs b = a;
+  if (const double* s = scalars_of(a.scalars, "adam_step")) {
+    b.lr = s[0];
+    b.step = static_cast<int64_t>(s[1]) + a.step_offset;
+  }
+  ASAP_CHECK(b.step >= 1, "adam_step: step must be >= 1 (bias correction), got ", b.step);
   if (dt == DType::F32)
-    adam_impl<float>(params, grads, m, v, a);
+    adam_impl<float>(params, grads, m, v, b);
   else
-    adam_impl<double>(params, grads, m, v, a);
+    adam_impl<double>(params, grads, m, v, b);
+}
+
+void optim_scalar_set_cpu(Tensor& scalars, int64_t index, double value) {
+  ASAP_CHECK(scalars.dtype() == DType::F64 && scalars.device() == Device::cpu() && index >= 0 && index < scalars.numel(),
+             "optim_scalar_set: needs a float64 CPU tensor and an index inside it");
+  scalars.data<double>()[index] = value;
+}
+
+void optim_step_advance_cpu(Tensor& scalars, const Tensor& gate) {
+  double* s = const_cast<double*>(scalars_of(scalars, "optim_step_advance"));
+  ASAP_CHECK(s, "optim_step_advance: undefined scalars");
+  if (gate_open(gate, "optim_step_advance")) s[1] += 1.0;
 }
 
 }  // namespace
 
+ASAP_REGISTER_KERNEL(CPU, optim_scalar_set, optim_scalar_set_cpu);
+ASAP_REGISTER_KERNEL(CPU, optim_step_advance, optim_step_advance_cpu);
 ASAP_REGISTER_KERNEL(CPU, sgd_step, sgd_step_cpu);
 ASAP_REGISTER_KERNEL(CPU, adam_step, adam_step_cpu);
 
