@@ -31,13 +31,24 @@ struct BatchNormParams {
 };
 
 // One group of same-shaped parameter/gradient/state lists for fused optimizer updates.
+// Optional device-resident per-step values (so a captured step can be replayed):
+//  - scalars: F64 [2] on the params' device, {lr, step count} (Optimizer::use_device_scalars).
+//    When defined, the kernel reads lr from scalars[0] (the lr field is ignored) and Adam's
+//    bias-correction step is scalars[1] + step_offset (step is ignored).
+//  - gate: 0-d F32/F64 on the params' device; when defined and its value is not finite, the
+//    kernel updates nothing (params and state untouched).
 struct SgdArgs {
   double lr, momentum, weight_decay;
   bool nesterov = false;
+  Tensor scalars;
+  Tensor gate;
 };
 struct AdamArgs {
   double lr, beta1, beta2, eps, weight_decay;
   int64_t step;  // 1-based step count after increment (bias correction)
+  Tensor scalars;
+  int64_t step_offset = 0;  // with scalars: this group's step = scalars[1] + step_offset
+  Tensor gate;
 };
 
 struct KernelTable {
@@ -107,10 +118,13 @@ struct KernelTable {
   void (*sum_rows)(const Tensor& dy, Tensor& dbias) = nullptr;        // dbias[j] = sum_n dy[n, j]
 
   // --- softmax / loss (loss.*) ---
-  // Row-wise softmax of x / temperature over the last dim of a 2-D tensor [R, K].
-  void (*softmax_fwd)(const Tensor& x, double temperature, Tensor& y) = nullptr;
-  // dx = (y * (dy - sum(dy * y))) / temperature
-  void (*softmax_bwd)(const Tensor& y, const Tensor& dy, double temperature, Tensor& dx) = nullptr;
+  // Row-wise softmax of x / temperature over the last dim of a 2-D tensor [R, K]. When inv_t (a 0-d
+  // float64 tensor on x's device) is defined, 1/temperature is read from it on the device instead:
+  // a captured CUDA graph then follows an annealed temperature without being re-captured.
+  void (*softmax_fwd)(const Tensor& x, double temperature, const Tensor& inv_t, Tensor& y) = nullptr;
+  // dx = (y * (dy - sum(dy * y))) / temperature (same inv_t rule)
+  void (*softmax_bwd)(const Tensor& y, const Tensor& dy, double temperature, const Tensor& inv_t,
+                      Tensor& dx) = nullptr;
   // logits [N,K], labels I32 [N] (same device); writes probs [N,K] (softmax) and loss0d = mean CE.
   void (*xent_fwd)(const Tensor& logits, const Tensor& labels, Tensor& probs, Tensor& loss0d) = nullptr;
   // dlogits = (probs - onehot) * dloss / N
@@ -133,6 +147,25 @@ struct KernelTable {
                    std::vector<Tensor>& momentum_bufs, const SgdArgs& a) = nullptr;
   void (*adam_step)(std::vector<Tensor>& params, const std::vector<Tensor>& grads,
                     std::vector<Tensor>& m, std::vector<Tensor>& v, const AdamArgs& a) = nullptr;
+  // Device-resident optimizer scalars (F64 tensor, see SgdArgs), written in-stream without copies:
+  // scalars[index] = value (value passed as a kernel argument).
+  void (*optim_scalar_set)(Tensor& scalars, int64_t index, double value) = nullptr;
+  // scalars[1] += 1, unless gate is defined and its 0-d value is not finite.
+  void (*optim_step_advance)(Tensor& scalars, const Tensor& gate) = nullptr;
+
+  // --- multi-tensor (multi_tensor.*): any number of tensors, a fixed number of launches ---
+  // out0d (F64, 0-d, same device) = sqrt(sum over every x of sum x[i]^2), accumulated in double in
+  // a fixed order (deterministic). xs: contiguous, one device; CPU takes F32 and F64 mixed, CUDA
+  // F32 only. Empty list: 0. CUDA: 2 launches.
+  void (*multi_l2_norm)(const std::vector<Tensor>& xs, Tensor& out0d) = nullptr;
+  // With c = max_norm / (norm + 1e-6), norm the 0-d F64 value of norm0d: when norm is finite and
+  // c < 1, every x *= c (rounded to x's dtype); otherwise nothing is written. CUDA: 1 launch.
+  void (*multi_clip_scale)(std::vector<Tensor>& xs, const Tensor& norm0d, double max_norm) = nullptr;
+  // y += xs[0] + xs[1] + ..., added one at a time in list order (y = ((y + x0) + x1) + ..., the
+  // rounding of successive axpy(1, x_k, y)); xs contiguous, same numel, dtype and device as y
+  // (y contiguous, not aliasing any x). CUDA: one launch per 16 inputs. Autograd's gradient
+  // accumulation (engine/autograd.cpp).
+  void (*accumulate_n)(Tensor& y, const std::vector<Tensor>& xs) = nullptr;
 
   // --- random (rng.*): Philox4x32-10 counter-based, identical numbers on every backend ---
   void (*fill_normal)(Tensor& y, uint64_t seed, uint64_t offset, double mean, double stddev) = nullptr;

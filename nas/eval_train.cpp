@@ -40,6 +40,43 @@ EvalTrainer::EvalTrainer(const Genotype& g, const TrainConfig& cfg, Device dev)
   }
   weights_ = ps;
   opt_ = std::make_unique<SGD>(ps, cfg_.lr, cfg_.momentum, cfg_.weight_decay, false, names);
+  if (!cfg_.skip_nonfinite) {
+    state_ = std::make_unique<StepState>(dev_, 0, 0, AnnealConfig{});
+    opt_->use_device_scalars();
+  }
+}
+
+void EvalTrainer::step(const Batch& b) {
+  if (state_) step_on_device(b);
+  else train_step(b);
+}
+
+// No host read: the norm and clip coefficient stay on the device, the SGD update is gated on the
+// norm being finite, loss and accuracy are added to the state vector (nas/step_state.h).
+void EvalTrainer::step_on_device(const Batch& b) {
+  ASAP_NVTX_RANGE("train/step");
+  net_->train(true);
+  Tensor x = b.x.device() == dev_ ? b.x : b.x.to(dev_);
+  Tensor y = b.y.device() == dev_ ? b.y : b.y.to(dev_);
+  opt_->zero_grad();
+  auto out = net_->forward_all(x);
+  Tensor loss = ops::cross_entropy(out.logits, y);
+  if (out.aux_logits.defined() && cfg_.aux_weight > 0)
+    loss = ops::add(loss, ops::mul_scalar(ops::cross_entropy(out.aux_logits, y), cfg_.aux_weight));
+  backward(loss);
+  Tensor norm = cfg_.grad_clip > 0 ? clip_grad_norm_device(weights_, cfg_.grad_clip) : grad_norm_device(weights_);
+  opt_->set_gate(norm);
+  opt_->step();
+  opt_->zero_grad();
+  state_->record(loss, out.logits.detach(), y, norm, 0, /*advance=*/true);
+  ++step_;
+}
+
+StepReport EvalTrainer::sync_point() {
+  StepReport r = state_->read();
+  if (r.first_bad >= 0)
+    throw NumericError("train: non-finite loss or gradient norm at step " + std::to_string(r.first_bad));
+  return r;
 }
 
 double EvalTrainer::train_step(const Batch& b, double* acc, bool* skipped) {
@@ -85,6 +122,28 @@ TrainEpochStats EvalTrainer::run_epoch(const BatchSource& train) {
   st.drop_path = drop_path_prob_at(epoch_, cfg_.epochs, cfg_.drop_path_max);
   net_->set_drop_path_prob(st.drop_path);
   Batch b;
+  if (state_) {
+    state_->begin_epoch(epoch_, step_, 1.0);
+    int64_t since = 0;
+    double mean = std::nan("");
+    StepReport r;
+    while (train(b)) {
+      step_on_device(b);
+      st.steps++;
+      if (++since >= cfg_.sync_every) {
+        since = 0;
+        r = sync_point();
+        mean = r.mean_loss(0);
+      }
+      if (on_step) on_step(epoch_, step_, mean);
+    }
+    if (since > 0 || st.steps == 0) r = sync_point();
+    st.loss = r.mean_loss(0);
+    st.acc = r.mean_acc(0);
+    ++epoch_;
+    st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return st;
+  }
   while (train(b)) {
     double acc = 0;
     bool skipped = false;

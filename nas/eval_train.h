@@ -12,6 +12,7 @@
 #include "engine/optim/sgd.h"
 #include "nas/batch.h"
 #include "nas/eval_network.h"
+#include "nas/step_state.h"
 
 namespace asap::nas {
 
@@ -27,6 +28,9 @@ struct TrainConfig {
   double drop_path_max = 0.2;
   uint64_t seed = 0;
   bool skip_nonfinite = false;  // see SearchConfig::skip_nonfinite
+  // Device-resident steps (all but skip_nonfinite): the loss, accuracy and NaN guard are recorded
+  // on the device and read every `sync_every` steps and at the epoch end (SearchConfig::sync_every).
+  int sync_every = 1;
   void validate() const;
 };
 
@@ -45,12 +49,17 @@ class EvalTrainer {
   // Returns the total loss; *skipped is set when a non-finite loss or gradient norm skipped the
   // update (skip_nonfinite; otherwise that throws NumericError).
   double train_step(const Batch& b, double* acc = nullptr, bool* skipped = nullptr);
+  // One step as run_epoch runs it: device-resident (no host read) unless skip_nonfinite, in which
+  // case it is train_step. asap_bench times this.
+  void step(const Batch& b);
   EvalStats evaluate(const BatchSource& src);
   bool finished() const { return epoch_ >= cfg_.epochs; }
   int epoch() const { return epoch_; }
   EvalNetwork& network() { return *net_; }
   SGD& optimizer() { return *opt_; }
 
+  // After every step; `loss` is the epoch's mean loss so far, updated at log points only on the
+  // device-resident path (NaN before the first log point of an epoch).
   std::function<void(int epoch, int64_t step, double loss)> on_step;
 
   // "weights.<name>", "buffers.<name>", "sgd.*"; JSON: epoch, step, drop-path RNG offset.
@@ -67,6 +76,9 @@ class EvalTrainer {
   std::vector<Tensor> weights_;
   int epoch_ = 0;
   int64_t step_ = 0;
+  std::unique_ptr<StepState> state_;  // device-resident steps (nas/step_state.h)
+  void step_on_device(const Batch& b);
+  StepReport sync_point();  // one read; raises the NaN guard
 };
 
 }  // namespace asap::nas

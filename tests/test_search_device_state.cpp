@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "engine/error.h"
+#include "nas/eval_train.h"
 #include "tests/test_nas_util.h"
 
 using namespace asap;
@@ -99,4 +100,43 @@ TEST_CASE("device-resident search: the NaN guard names the first bad step at the
     for (float x : w.to_vector()) after.push_back(x);
   REQUIRE(after.size() == before.size());
   for (float x : after) CHECK(std::isfinite(x));
+}
+
+TEST_CASE("device-resident train steps equal the host-checked ones; the NaN guard reads at log points", "[nas]") {
+  TrainConfig c;
+  c.net.C = 4;
+  c.net.layers = 3;
+  c.net.in_channels = 1;
+  c.net.num_classes = 4;
+  c.net.input_size = 8;
+  c.epochs = 3;
+  c.lr = 0.05;
+  c.drop_path_max = 0.3;
+  auto train_run = [&](bool host, int sync_every) {
+    TrainConfig t = c;
+    t.skip_nonfinite = host;
+    t.sync_every = sync_every;
+    EvalTrainer tr(darts_v2(), t);
+    test::FixedSource data(5, 8, 1, 8, 4, 300);
+    std::vector<TrainEpochStats> out;
+    while (!tr.finished()) out.push_back(tr.run_epoch(data.source()));
+    return out;
+  };
+  const auto h = train_run(true, 1), d1 = train_run(false, 1), d3 = train_run(false, 3);
+  REQUIRE(h.size() == 3);
+  for (size_t i = 0; i < h.size(); ++i) {
+    CAPTURE(i);
+    CHECK(d1[i].loss == Approx(h[i].loss).epsilon(1e-12));
+    CHECK(d1[i].acc == Approx(h[i].acc).epsilon(1e-12));
+    CHECK(d3[i].loss == Approx(h[i].loss).epsilon(1e-12));
+    CHECK(d3[i].steps == h[i].steps);
+  }
+  EvalTrainer tr(darts_v2(), c);
+  Batch good = test::make_batch(4, 1, 8, 4, 1);
+  Batch bad{good.x.clone(), good.y};
+  bad.x.data<float>()[5] = std::numeric_limits<float>::infinity();
+  tr.step(good);
+  tr.step(bad);
+  test::FixedSource one(1, 4, 1, 8, 4, 9);
+  CHECK_THROWS_WITH(tr.run_epoch(one.source()), Catch::Contains("non-finite") && Catch::Contains("step 1"));
 }

@@ -251,13 +251,13 @@ nlohmann::json run_eval(const Args& a, Device dev) {
   Batch b = random_batch(a, data_gen);
   b.x = b.x.to(dev);
   b.y = b.y.to(dev);
-  trainer.train_step(b);  // warm-up
+  trainer.step(b);  // warm-up
   synchronize(dev);
 #if defined(ASAP_WITH_CUDA)
   const cuda::stats::Snapshot before = cuda::stats::snapshot();
 #endif
   auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < a.steps; ++i) trainer.train_step(b);
+  for (int i = 0; i < a.steps; ++i) trainer.step(b);
 #if defined(ASAP_WITH_CUDA)
   const cuda::stats::Snapshot per = cuda::stats::diff(cuda::stats::snapshot(), before);
 #endif

@@ -93,6 +93,7 @@ TrainOutcome run_train_stage(const RunConfig& c, const nas::Genotype& g, const s
   tc.drop_path_max = c.train.drop_path;
   tc.seed = c.run.seed;
   tc.skip_nonfinite = c.run.on_nan == "skip_batch";
+  tc.sync_every = dev.is_cuda() ? c.run.log_every : 1;
   nas::EvalTrainer trainer(g, tc, dev);
 
   TrainOutcome result;
@@ -137,9 +138,10 @@ TrainOutcome run_train_stage(const RunConfig& c, const nas::Genotype& g, const s
       (void)step;
       ++done;  // non-finite losses only get here with run.on_nan: skip_batch (skipped batches)
       check_interrupt("train", ep, done);
+      // Device-resident steps pass the epoch's mean so far; host-checked steps (skip_batch) their own loss.
       if (std::isfinite(loss)) loss_sum += loss;
       char f[96];
-      std::snprintf(f, sizeof f, "loss %.3f", loss_sum / done);
+      std::snprintf(f, sizeof f, "loss %.3f", tc.skip_nonfinite ? loss_sum / done : loss);
       bar.update(done, f);
     };
     nas::TrainEpochStats st;

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "engine/error.h"
+#include "engine/kernel_table.h"
 
 namespace asap {
 
@@ -32,6 +33,39 @@ Optimizer::Optimizer(std::vector<Tensor> params, std::vector<std::string> names,
   }
   param_steps_.assign(params_.size(), 0);
   state_.assign(slots_.size(), std::vector<Tensor>(params_.size()));
+}
+
+void Optimizer::set_lr(double lr) {
+  lr_ = lr;
+  if (scalars_.defined()) ASAP_KERNEL(scalars_.device(), optim_scalar_set)(scalars_, 0, lr);
+}
+
+void Optimizer::use_device_scalars() {
+  Device dev = params_.empty() ? Device::cpu() : params_[0].device();
+  for (const Tensor& p : params_)
+    ASAP_CHECK(p.device() == dev, prefix_, ": use_device_scalars needs every param on one device (",
+               dev.str(), " and ", p.device().str(), ")");
+  if (!scalars_.defined()) scalars_ = Tensor::empty(Shape{2}, DType::F64, dev);
+  ASAP_KERNEL(dev, optim_scalar_set)(scalars_, 0, lr_);
+  ASAP_KERNEL(dev, optim_scalar_set)(scalars_, 1, static_cast<double>(steps_));
+}
+
+void Optimizer::set_gate(Tensor t0d) {
+  if (t0d.defined()) {
+    ASAP_CHECK(t0d.numel() == 1 && (t0d.dtype() == DType::F32 || t0d.dtype() == DType::F64), prefix_,
+               ": the gate must be a one-element float32/float64 tensor");
+    for (const Tensor& p : params_)
+      ASAP_CHECK(p.device() == t0d.device(), prefix_, ": the gate is on ", t0d.device().str(), ", a param on ",
+                 p.device().str());
+  }
+  gate_ = std::move(t0d);
+}
+
+void Optimizer::count_replayed_step(const std::vector<int64_t>& inc) {
+  ASAP_CHECK(inc.size() == param_steps_.size(), prefix_, ": replayed step for ", inc.size(), " params, have ",
+             param_steps_.size());
+  ++steps_;
+  for (size_t i = 0; i < inc.size(); ++i) param_steps_[i] += inc[i];
 }
 
 void Optimizer::zero_grad() {
@@ -112,6 +146,7 @@ void Optimizer::import_state(const std::map<std::string, Tensor>& state) {
   state_ = std::move(new_state);
   param_steps_ = std::move(new_param_steps);
   steps_ = new_steps;
+  if (scalars_.defined()) ASAP_KERNEL(scalars_.device(), optim_scalar_set)(scalars_, 1, static_cast<double>(steps_));
 }
 
 bool Optimizer::release_state(const Tensor& param) {

@@ -33,8 +33,28 @@ class Optimizer {
   void zero_grad();
 
   double lr() const { return lr_; }
-  void set_lr(double lr) { lr_ = lr; }
+  // Also writes the device copy after use_device_scalars() (one fill-style launch, no copy).
+  void set_lr(double lr);
+
+  // Moves the per-step scalars to the device (for a step that is captured once and replayed):
+  // a small F64 tensor {lr, step count} on the params' device (all params on one device), read by
+  // the update kernels. set_lr() writes it in-stream; step() first increments the device step
+  // count in-stream (one launch; skipped when the gate is closed), and Adam's bias corrections
+  // are computed in the kernel from it (a param's own step = device count - (global - own) host
+  // steps at launch). Host-side counts (step_count(), checkpoints) keep counting calls to step().
+  void use_device_scalars();
+  bool uses_device_scalars() const { return scalars_.defined(); }
+  const Tensor& device_scalars() const { return scalars_; }
+  // Gate: a 0-d F32/F64 tensor on the params' device (the gradient norm or the loss). While set,
+  // every update kernel skips all updates (params, state and the device step count untouched)
+  // when its value is not finite, without a host read. An undefined tensor clears the gate.
+  void set_gate(Tensor t0d);
+  const Tensor& gate() const { return gate_; }
   int64_t step_count() const { return steps_; }  // calls to step()
+  // Replayed graphs (nas/search_step.cpp): a replay of a captured step() repeats its host
+  // bookkeeping. per_param_steps() before and after the captured call give the increments.
+  const std::vector<int64_t>& per_param_steps() const { return param_steps_; }
+  void count_replayed_step(const std::vector<int64_t>& per_param_increment);
   const std::vector<Tensor>& params() const { return params_; }
   const std::vector<std::string>& names() const { return names_; }
   const std::string& prefix() const { return prefix_; }
@@ -68,6 +88,8 @@ class Optimizer {
   std::vector<int64_t> param_steps_;  // updates received by each param
   double lr_;
   int64_t steps_ = 0;
+  Tensor scalars_;  // {lr, step count} on the device after use_device_scalars()
+  Tensor gate_;
 
  private:
   std::string prefix_;
