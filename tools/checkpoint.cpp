@@ -128,7 +128,14 @@ void validate_search(const Validator& v, const json& s, const CheckpointSchema& 
   const std::set<std::string> prim_set(sc.primitives.begin(), sc.primitives.end());
   for (const json& e : log) {
     const std::string k = "searcher.prune_log";
-    v.object(e, k, {"epoch", "step", "cell_type", "edge", "op", "phi", "T", "theta"});
+    // winner .. decided: the decision record (nas/annealer.h), absent in logs written before it.
+    v.object(e, k, {"epoch", "step", "cell_type", "edge", "op", "phi", "T", "theta", "winner", "winner_phi",
+                    "alpha_gap", "decided"});
+    if (e.contains("winner") && !prim_set.count(v.string(e["winner"], k + ".winner")))
+      v.fail(k + ".winner", "not in space.primitives");
+    for (const char* f : {"winner_phi", "alpha_gap"})
+      if (e.contains(f) && !e[f].is_null()) v.number(e[f], k + "." + f, -1e300, 1e300);
+    if (e.contains("decided") && !e["decided"].is_boolean()) v.fail(k + ".decided", "must be true or false");
     v.integer(v.field(e, k, "epoch"), k + ".epoch", 0, sc.max_epoch);
     v.integer(v.field(e, k, "step"), k + ".step", 0, kMaxStep);
     const std::string ct = v.string(v.field(e, k, "cell_type"), k + ".cell_type");
