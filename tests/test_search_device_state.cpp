@@ -24,7 +24,7 @@ struct SearchTrace {
 
 SearchTrace run_search(SearchConfig c) {
   Searcher s(c);
-  test::FixedSource train(6, 8, 1, 8, 4, 100), val(6, 8, 1, 8, 4, 200);
+  test::FixedSource train(4, 6, 1, 8, 4, 100), val(4, 6, 1, 8, 4, 200);
   SearchTrace tr;
   s.on_prune = [&](const PruneEvent& e) { tr.events.push_back(e); };
   while (!s.finished()) tr.epochs.push_back(s.run_epoch(train.source(), val.source()));
@@ -65,6 +65,8 @@ TEST_CASE("device-resident search equals the host-checked search, read every ste
   for (const char* unit : {"epoch", "step"}) {
     CAPTURE(unit);
     SearchConfig c = test::tiny_search_config(5);
+    c.net.layers = 2;  // small: six searches run here
+    c.epochs = 8;
     c.anneal.temperature_unit = unit;
     if (std::string(unit) == "step") c.anneal.beta = 0.9;
     c.stop_when_converged = false;  // convergence is seen at log points only
