@@ -158,6 +158,21 @@ void add_device_counts(nlohmann::json& j, Device dev, const cuda::stats::Snapsho
 }
 #endif
 
+// The keys every benchmark line carries (BENCHMARK.md), for a mean step time of `ms`.
+nlohmann::json step_json(const Args& a, Device dev, double ms) {
+  nlohmann::json j;
+  j["engine"] = "asap";
+  j["device"] = dev.str();
+  j["C"] = a.C;
+  j["layers"] = a.layers;
+  j["batch"] = a.batch;
+  j["hw"] = a.hw;
+  j["threads"] = a.threads;
+  j["step_ms"] = std::round(ms * 100.0) / 100.0;
+  j["peak_mem_mb"] = std::round(peak_mb(dev) * 10.0) / 10.0;
+  return j;
+}
+
 // BENCHMARK.md: `none` always pruned, then the first round(7*s) ops of this order.
 const std::vector<std::string> kPruneOrder = {"sep_conv_5x5", "dil_conv_5x5", "sep_conv_3x3",
                                               "dil_conv_3x3", "avg_pool_3x3", "max_pool_3x3",
@@ -214,17 +229,8 @@ nlohmann::json run_level(const Args& a, Device dev, double s) {
   synchronize(dev);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / a.steps;
 
-  nlohmann::json j;
-  j["engine"] = "asap";
-  j["device"] = dev.str();
+  nlohmann::json j = step_json(a, dev, ms);
   j["sparsity"] = s;
-  j["C"] = a.C;
-  j["layers"] = a.layers;
-  j["batch"] = a.batch;
-  j["hw"] = a.hw;
-  j["threads"] = a.threads;
-  j["step_ms"] = std::round(ms * 100.0) / 100.0;
-  j["peak_mem_mb"] = std::round(peak_mb(dev) * 10.0) / 10.0;
 #if defined(ASAP_WITH_CUDA)
   add_device_counts(j, dev, per, a.steps);
 #endif
@@ -263,18 +269,9 @@ nlohmann::json run_eval(const Args& a, Device dev) {
 #endif
   synchronize(dev);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / a.steps;
-  nlohmann::json j;
-  j["engine"] = "asap";
+  nlohmann::json j = step_json(a, dev, ms);
   j["net"] = "eval";
   j["genotype"] = a.genotype;
-  j["device"] = dev.str();
-  j["C"] = a.C;
-  j["layers"] = a.layers;
-  j["batch"] = a.batch;
-  j["hw"] = a.hw;
-  j["threads"] = a.threads;
-  j["step_ms"] = std::round(ms * 100.0) / 100.0;
-  j["peak_mem_mb"] = std::round(peak_mb(dev) * 10.0) / 10.0;
 #if defined(ASAP_WITH_CUDA)
   add_device_counts(j, dev, per, a.steps);
 #endif
