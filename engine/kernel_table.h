@@ -170,6 +170,12 @@ struct KernelTable {
   // --- random (rng.*): Philox4x32-10 counter-based, identical numbers on every backend ---
   void (*fill_normal)(Tensor& y, uint64_t seed, uint64_t offset, double mean, double stddev) = nullptr;
   void (*fill_uniform)(Tensor& y, uint64_t seed, uint64_t offset, double lo, double hi) = nullptr;
+  // Drop-path keep masks whose counter and probability live in device memory, so a captured step
+  // draws fresh masks on every replay. state: F64 [2] on s's device, {counter base, p}. s [N]
+  // (F32/F64): s[n] = 1/(1-p) if philox_uniform_at(seed, state[0] + delta, n, 0, 1) >= p, else 0
+  // (the host formula, so every backend and the host-drawn masks agree exactly).
+  void (*drop_path_mask)(const Tensor& state, uint64_t seed, uint64_t delta, Tensor& s) = nullptr;
+  void (*counter_advance)(Tensor& state, uint64_t counters) = nullptr;  // state[0] += counters
 };
 
 KernelTable& kernel_table_mut(DeviceType t);  // for backend registration only

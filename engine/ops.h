@@ -54,5 +54,9 @@ Tensor concat_channels(const std::vector<Tensor>& xs);
 // drop-path (engine/ops/drop_path_ops.cpp): zeroes whole samples with probability p and scales
 // survivors by 1/(1-p). The mask comes from Philox(seed, offset), so it is backend independent.
 Tensor drop_path(const Tensor& x, double p, uint64_t seed, uint64_t offset);
+// The same with the counter base and p read from device memory: state is float64 [2]
+// {base, p} on x's device and the mask uses counter base + delta (p here is the host's copy, used
+// for validation and the p = 0 shortcut). A captured step replays with new masks.
+Tensor drop_path(const Tensor& x, double p, const Tensor& state, uint64_t seed, uint64_t delta);
 
 }  // namespace asap::ops

@@ -4,6 +4,7 @@
 #include <typeinfo>
 
 #include "engine/error.h"
+#include "engine/kernel_table.h"
 #include "engine/nvtx.h"
 #include "engine/ops.h"
 #include "nas/layers.h"
@@ -54,7 +55,10 @@ class EvalCell : public Module {
     c_out_ = c * static_cast<int64_t>(concat_.size());
   }
 
-  Tensor forward2(const Tensor& s0, const Tensor& s1, double drop_prob, Generator& dp_gen) {
+  // Drop-path masks use counters dp_gen reserves, relative to `base` (the forward's first counter,
+  // which the device holds in dp_state[0]).
+  Tensor forward2(const Tensor& s0, const Tensor& s1, double drop_prob, Generator& dp_gen, const Tensor& dp_state,
+                  uint64_t base) {
     ASAP_NVTX_RANGE(reduction_ ? "eval_cell/reduce" : "eval_cell/normal");
     std::vector<Tensor> states = {pre0_->forward(s0), pre1_->forward(s1)};
     const size_t nodes = genes_.size() / 2;
@@ -65,7 +69,7 @@ class EvalCell : public Module {
         h[k] = ops_[g]->forward(states[genes_[g].second]);
         if (training() && drop_prob > 0 && !identity_[g]) {
           const uint64_t n = static_cast<uint64_t>(h[k].dim(0));
-          h[k] = ops::drop_path(h[k], drop_prob, dp_gen.seed(), dp_gen.reserve(n));
+          h[k] = ops::drop_path(h[k], drop_prob, dp_state, dp_gen.seed(), dp_gen.reserve(n) - base);
         }
       }
       states.push_back(ops::add(h[0], h[1]));
@@ -129,7 +133,8 @@ class AuxiliaryHead : public Module {
 };
 
 EvalNetwork::EvalNetwork(const Genotype& g, const EvalNetworkConfig& cfg, Generator& gen, Device dev)
-    : genotype_(g), cfg_(cfg), dp_gen_(gen.seed() ^ 0x9E3779B97F4A7C15ULL) {
+    : genotype_(g), cfg_(cfg), dp_gen_(gen.seed() ^ 0x9E3779B97F4A7C15ULL),
+      dp_state_(Tensor::from_vector(std::vector<double>{0.0, 0.0}, Shape{2}).to(dev)) {
   validate_genotype(g);
   ASAP_CHECK(cfg.layers >= 1 && cfg.C >= 1 && cfg.input_size >= 1, "eval network: bad C/layers/input_size");
   if (cfg_.reduction_cells.empty()) cfg_.reduction_cells = {cfg.layers / 3, 2 * cfg.layers / 3};
@@ -169,14 +174,35 @@ EvalNetwork::Output EvalNetwork::forward_all(const Tensor& x) {
   sp.padding = 1;
   Tensor s0 = stem_bn_->forward(ops::conv2d(x, stem_w_, sp));
   Tensor s1 = s0;
+  const uint64_t base = dp_gen_.offset();
   for (size_t i = 0; i < cells_.size(); ++i) {
-    Tensor s2 = cells_[i]->forward2(s0, s1, drop_prob_, dp_gen_);
+    Tensor s2 = cells_[i]->forward2(s0, s1, drop_prob_, dp_gen_, dp_state_, base);
     s0 = s1;
     s1 = s2;
     if (static_cast<int>(i) == aux_pos_ && aux_ && training()) out.aux_logits = aux_->forward(s1);
   }
   out.logits = ops::linear(ops::global_avg_pool(s1), fc_w_, fc_b_);
+  if (const uint64_t used = dp_gen_.offset() - base; used > 0)
+    ASAP_KERNEL(dp_state_.device(), counter_advance)(dp_state_, used);  // one launch per step
   return out;
+}
+
+void EvalNetwork::set_drop_path_prob(double p) {
+  drop_prob_ = p;
+  write_drop_path_state();
+}
+
+void EvalNetwork::set_drop_path_state(uint64_t seed, uint64_t offset) {
+  dp_gen_.set_state(seed, offset);
+  write_drop_path_state();
+}
+
+// One small upload, at an epoch start or a checkpoint load (never inside a step).
+void EvalNetwork::write_drop_path_state() {
+  ASAP_CHECK(dp_gen_.offset() < (uint64_t(1) << 53), "drop-path counter ", dp_gen_.offset(),
+             " no longer fits the device's float64 counter");
+  dp_state_.copy_(Tensor::from_vector(std::vector<double>{static_cast<double>(dp_gen_.offset()), drop_prob_},
+                                      Shape{2}));
 }
 
 int64_t EvalNetwork::parameter_count_without_aux() const {

@@ -41,11 +41,17 @@ class EvalNetwork : public Module {
 
   // Drop-path probability for the following forwards (training mode only). Masks come from
   // Philox(seed, offset) with the offset advanced per call, so runs are reproducible.
-  void set_drop_path_prob(double p) { drop_prob_ = p; }
+  // The masks are drawn on the device from a counter base and p kept in device memory (a float64
+  // [2] tensor) that the forward advances on the device, so a captured train step replays with
+  // fresh masks; dp_gen_ is the host's mirror of the counter (checkpoints save it).
+  void set_drop_path_prob(double p);
   double drop_path_prob() const { return drop_prob_; }
-  void set_drop_path_state(uint64_t seed, uint64_t offset) { dp_gen_.set_state(seed, offset); }
+  void set_drop_path_state(uint64_t seed, uint64_t offset);
   uint64_t drop_path_offset() const { return dp_gen_.offset(); }
   uint64_t drop_path_seed() const { return dp_gen_.seed(); }
+  // A replayed graph of one training forward advanced the device's counter by `counters`: the host
+  // mirror follows without touching the device.
+  void count_replayed_forward(uint64_t counters) { dp_gen_.set_state(dp_gen_.seed(), dp_gen_.offset() + counters); }
 
   int64_t parameter_count_without_aux() const;  // the size DARTS reports
   const Genotype& genotype() const { return genotype_; }
@@ -61,6 +67,8 @@ class EvalNetwork : public Module {
   Tensor fc_w_, fc_b_;
   double drop_prob_ = 0.0;
   Generator dp_gen_;
+  Tensor dp_state_;  // {counter base, p} on the network's device
+  void write_drop_path_state();
 };
 
 }  // namespace asap::nas

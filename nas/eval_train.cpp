@@ -43,21 +43,49 @@ EvalTrainer::EvalTrainer(const Genotype& g, const TrainConfig& cfg, Device dev)
   if (!cfg_.skip_nonfinite) {
     state_ = std::make_unique<StepState>(dev_, 0, 0, AnnealConfig{});
     opt_->use_device_scalars();
+    step_graphs_ = cfg_.cuda_graphs && StepGraph::supported(dev_);
   }
 }
 
 void EvalTrainer::step(const Batch& b) {
-  if (state_) step_on_device(b);
+  if (state_) device_step(b);
   else train_step(b);
+}
+
+void EvalTrainer::device_step(const Batch& b) {
+  if (!step_graphs_) {
+    step_on_device(b.x.device() == dev_ ? b.x : b.x.to(dev_), b.y.device() == dev_ ? b.y : b.y.to(dev_));
+    return;
+  }
+  bool moved = stage_input(b.x, in_x_, dev_);
+  moved = stage_input(b.y, in_y_, dev_) || moved;
+  // Besides device memory the step depends on the batch shape and on whether drop-path runs (its
+  // p, the learning rate and the Philox counter are read from device memory).
+  const std::string key = in_x_.shape().str() + (net_->drop_path_prob() > 0 ? "/drop-path" : "");
+  const std::vector<int64_t> p0 = opt_->per_param_steps();
+  const int64_t s0 = opt_->step_count();
+  const uint64_t dp0 = net_->drop_path_offset();
+  switch (graph_.run(dev_, key, moved, [&] { step_on_device(in_x_, in_y_); }, "train")) {
+    case GraphedStep::Ran::Eager:
+      break;
+    case GraphedStep::Ran::Captured:
+      replay_inc_ = opt_->steps_since(p0);
+      replay_dp_counters_ = net_->drop_path_offset() - dp0;
+      ASAP_CHECK(opt_->step_count() == s0 + 1, "train: the captured step did not step the optimizer once");
+      break;
+    case GraphedStep::Ran::Replayed:  // the host bookkeeping of step_on_device, without the host work
+      opt_->count_replayed_step(replay_inc_);
+      net_->count_replayed_forward(replay_dp_counters_);
+      ++step_;
+      break;
+  }
 }
 
 // No host read: the norm and clip coefficient stay on the device, the SGD update is gated on the
 // norm being finite, loss and accuracy are added to the state vector (nas/step_state.h).
-void EvalTrainer::step_on_device(const Batch& b) {
+void EvalTrainer::step_on_device(const Tensor& x, const Tensor& y) {
   ASAP_NVTX_RANGE("train/step");
   net_->train(true);
-  Tensor x = b.x.device() == dev_ ? b.x : b.x.to(dev_);
-  Tensor y = b.y.device() == dev_ ? b.y : b.y.to(dev_);
   opt_->zero_grad();
   auto out = net_->forward_all(x);
   Tensor loss = ops::cross_entropy(out.logits, y);
@@ -128,7 +156,7 @@ TrainEpochStats EvalTrainer::run_epoch(const BatchSource& train) {
     double mean = std::nan("");
     StepReport r;
     while (train(b)) {
-      step_on_device(b);
+      device_step(b);
       st.steps++;
       if (++since >= cfg_.sync_every) {
         since = 0;

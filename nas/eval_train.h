@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/optim/sgd.h"
+#include "engine/step_graph.h"
 #include "nas/batch.h"
 #include "nas/eval_network.h"
 #include "nas/step_state.h"
@@ -31,6 +32,9 @@ struct TrainConfig {
   // Device-resident steps (all but skip_nonfinite): the loss, accuracy and NaN guard are recorded
   // on the device and read every `sync_every` steps and at the epoch end (SearchConfig::sync_every).
   int sync_every = 1;
+  // CUDA: capture the device-resident step once per shape and replay it (run.cuda_graphs); see
+  // SearchConfig::cuda_graphs. Ignored elsewhere and with skip_nonfinite.
+  bool cuda_graphs = false;
   void validate() const;
 };
 
@@ -57,6 +61,7 @@ class EvalTrainer {
   int epoch() const { return epoch_; }
   EvalNetwork& network() { return *net_; }
   SGD& optimizer() { return *opt_; }
+  bool step_graph_active() const { return graph_.active(); }
 
   // After every step; `loss` is the epoch's mean loss so far, updated at log points only on the
   // device-resident path (NaN before the first log point of an epoch).
@@ -77,7 +82,14 @@ class EvalTrainer {
   int epoch_ = 0;
   int64_t step_ = 0;
   std::unique_ptr<StepState> state_;  // device-resident steps (nas/step_state.h)
-  void step_on_device(const Batch& b);
+  void step_on_device(const Tensor& x, const Tensor& y);
+  // CUDA graphs: static inputs, the captured step and what one replay adds to the host's counts.
+  bool step_graphs_ = false;
+  Tensor in_x_, in_y_;
+  GraphedStep graph_;
+  std::vector<int64_t> replay_inc_;
+  uint64_t replay_dp_counters_ = 0;
+  void device_step(const Batch& b);  // graphed where on, else step_on_device
   StepReport sync_point();  // one read; raises the NaN guard
 };
 

@@ -158,13 +158,11 @@ class Searcher {
   // captured for; a step with another key runs eagerly once, the next one captures.
   bool step_graphs_ = false;
   Tensor in_x_, in_y_, in_vx_, in_vy_;
-  StepGraph graph_;
-  std::string graph_key_;
-  int eager_steps_for_key_ = 0;
+  GraphedStep graph_;
   std::vector<int64_t> w_replay_inc_, a_replay_inc_;
   void run_step_graphed(const Batch& train, const Batch* val);
  public:
-  bool step_graph_active() const { return graph_.valid(); }
+  bool step_graph_active() const { return graph_.active(); }
  private:
   bool prune_in_step_ = false;  // the device prune rule runs after each alpha step (run_epoch)
   StepReport last_report_;

@@ -121,27 +121,13 @@ void Searcher::sync_point(StepInfo& info, std::vector<PruneEvent>& out) {
 }  // namespace asap::nas
 
 namespace asap::nas {
-namespace {
-
-// Copies a batch tensor into a static device buffer (reallocated only when its shape changes).
-bool stage(const Tensor& src, Tensor& dst, Device dev) {
-  bool fresh = false;
-  if (!dst.defined() || dst.shape() != src.shape() || dst.dtype() != src.dtype()) {
-    dst = Tensor::empty(src.shape(), src.dtype(), dev);
-    fresh = true;
-  }
-  dst.copy_(src);  // one asynchronous copy on the compute stream, ordered before the replay
-  return fresh;
-}
-
-}  // namespace
 
 void Searcher::run_step_graphed(const Batch& train, const Batch* val) {
-  bool fresh = stage(train.x, in_x_, dev_);
-  fresh = stage(train.y, in_y_, dev_) || fresh;
+  bool moved = stage_input(train.x, in_x_, dev_);
+  moved = stage_input(train.y, in_y_, dev_) || moved;
   if (val) {
-    fresh = stage(val->x, in_vx_, dev_) || fresh;
-    fresh = stage(val->y, in_vy_, dev_) || fresh;
+    moved = stage_input(val->x, in_vx_, dev_) || moved;
+    moved = stage_input(val->y, in_vy_, dev_) || moved;
   }
   // What the captured step depends on besides device memory: the plan, the step's shape, whether
   // it has an alpha step and the prune test. Everything else is read from device memory.
@@ -152,45 +138,24 @@ void Searcher::run_step_graphed(const Batch& train, const Batch* val) {
     if (val) step_on_device(in_x_, in_y_, &in_vx_, &in_vy_);
     else step_on_device(in_x_, in_y_, nullptr, nullptr);
   };
-  if (fresh || key != graph_key_) {
-    graph_.reset();
-    graph_key_ = key;
-    eager_steps_for_key_ = 0;
+  const std::vector<int64_t> w0 = w_opt_->per_param_steps(), a0 = a_opt_->per_param_steps();
+  const int64_t ws0 = w_opt_->step_count(), as0 = a_opt_->step_count();
+  switch (graph_.run(dev_, key, moved, body, "search")) {
+    case GraphedStep::Ran::Eager:
+      break;
+    case GraphedStep::Ran::Captured:
+      // The host bookkeeping of the captured step ran once, at capture: what it added is what
+      // every replay adds.
+      w_replay_inc_ = w_opt_->steps_since(w0);
+      a_replay_inc_ = a_opt_->steps_since(a0);
+      ASAP_CHECK(w_opt_->step_count() == ws0 + 1 && a_opt_->step_count() == as0 + (val ? 1 : 0),
+                 "search: the captured step did not step the optimizers once");
+      break;
+    case GraphedStep::Ran::Replayed:
+      w_opt_->count_replayed_step(w_replay_inc_);
+      if (val) a_opt_->count_replayed_step(a_replay_inc_);
+      break;
   }
-  if (!graph_.valid() && eager_steps_for_key_ < 2) {
-    // The first two steps of a plan run eagerly, so caches, lazily created optimizer state, chunk
-    // tables and the blocks held across steps (the optimizers' gates) reach their steady state
-    // before the capture, which must neither allocate new device memory nor read the device.
-    ++eager_steps_for_key_;
-    body();
-    return;
-  }
-  if (!graph_.valid()) {
-    const std::vector<int64_t> w0 = w_opt_->per_param_steps(), a0 = a_opt_->per_param_steps();
-    const int64_t ws0 = w_opt_->step_count(), as0 = a_opt_->step_count();
-    std::string why;
-    if (!graph_.capture(dev_, body, &why)) {
-      // Nothing of the body ran on the device but its host bookkeeping did (optimizer counts), so
-      // there is no clean way to go on eagerly: a capture failure is a bug in a step's code.
-      clear_tape();
-      throw DeviceError("search: CUDA graph capture of the step failed (" + why +
-                        "); run with run.cuda_graphs: off and report it");
-    }
-    auto inc = [](const std::vector<int64_t>& after, const std::vector<int64_t>& before) {
-      std::vector<int64_t> d(after.size());
-      for (size_t i = 0; i < after.size(); ++i) d[i] = after[i] - before[i];
-      return d;
-    };
-    w_replay_inc_ = inc(w_opt_->per_param_steps(), w0);
-    a_replay_inc_ = inc(a_opt_->per_param_steps(), a0);
-    ASAP_CHECK(w_opt_->step_count() == ws0 + 1 && a_opt_->step_count() == as0 + (val ? 1 : 0),
-               "search: the captured step did not step the optimizers once");
-    graph_.replay();  // the captured step itself
-    return;
-  }
-  graph_.replay();
-  w_opt_->count_replayed_step(w_replay_inc_);
-  if (val) a_opt_->count_replayed_step(a_replay_inc_);
 }
 
 }  // namespace asap::nas

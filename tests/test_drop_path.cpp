@@ -2,6 +2,7 @@
 // deterministic for (seed, offset), mean preserved in expectation, gradient = mask * dy.
 #include <cmath>
 
+#include "engine/kernel_table.h"
 #include "engine/philox.h"
 #include "tests/test_util.h"
 
@@ -75,4 +76,20 @@ TEST_CASE("drop_path with p = 0 returns x and bad p throws", "[drop_path]") {
   CHECK(y.impl() == x.impl());
   CHECK_THROWS_AS(ops::drop_path(x, 1.0, 1, 0), ShapeError);
   CHECK_THROWS_AS(ops::drop_path(x, -0.1, 1, 0), ShapeError);
+}
+
+TEST_CASE("drop_path with a device-held counter equals the host-offset form", "[drop_path]") {
+  Tensor x = random_tensor({40, 2, 3, 3}, 4, DType::F32, 0.5, 1.5);
+  Tensor state = Tensor::from_vector(std::vector<double>{300.0, 0.45}, Shape{2});
+  // base 300 + delta 17 draws the masks of host offset 317
+  CHECK(ops::drop_path(x, 0.45, state, 11, 17).to_vector() == ops::drop_path(x, 0.45, 11, 317).to_vector());
+  kernels(DeviceType::CPU).counter_advance(state, 5);
+  CHECK(state.to_vector_f64()[0] == 305.0);
+  CHECK(ops::drop_path(x, 0.45, state, 11, 12).to_vector() == ops::drop_path(x, 0.45, 11, 317).to_vector());
+  CHECK(ops::drop_path(x, 0.45, state, 11, 0).to_vector() != ops::drop_path(x, 0.45, 11, 317).to_vector());
+  // p on the device is what the mask uses
+  state = Tensor::from_vector(std::vector<double>{300.0, 0.2}, Shape{2});
+  CHECK(ops::drop_path(x, 0.2, state, 11, 17).to_vector() == ops::drop_path(x, 0.2, 11, 317).to_vector());
+  Tensor bad = Tensor::from_vector(std::vector<float>{300.0f, 0.2f}, Shape{2});
+  CHECK_THROWS_AS(ops::drop_path(x, 0.2, bad, 11, 17), ShapeError);
 }

@@ -251,6 +251,7 @@ nlohmann::json run_eval(const Args& a, Device dev) {
   cfg.net.input_size = a.hw;
   cfg.seed = a.seed;
   cfg.epochs = 10;
+  cfg.cuda_graphs = a.cuda_graphs;
   EvalTrainer trainer(*g, cfg, dev);
   trainer.network().set_drop_path_prob(drop_path_prob_at(5, cfg.epochs, cfg.drop_path_max));
   Generator data_gen(a.seed + 1);
@@ -258,6 +259,10 @@ nlohmann::json run_eval(const Args& a, Device dev) {
   b.x = b.x.to(dev);
   b.y = b.y.to(dev);
   trainer.step(b);  // warm-up
+  if (a.cuda_graphs) {  // where graphs are on: a second eager step, then the capture
+    trainer.step(b);
+    trainer.step(b);
+  }
   synchronize(dev);
 #if defined(ASAP_WITH_CUDA)
   const cuda::stats::Snapshot before = cuda::stats::snapshot();

@@ -94,6 +94,7 @@ TrainOutcome run_train_stage(const RunConfig& c, const nas::Genotype& g, const s
   tc.seed = c.run.seed;
   tc.skip_nonfinite = c.run.on_nan == "skip_batch";
   tc.sync_every = dev.is_cuda() ? c.run.log_every : 1;
+  tc.cuda_graphs = dev.is_cuda() && c.run.cuda_graphs != "off" && !tc.skip_nonfinite;
   nas::EvalTrainer trainer(g, tc, dev);
 
   TrainOutcome result;

@@ -1,37 +1,26 @@
-// drop_path: per-sample Bernoulli keep mask (Philox, drawn on the host so every backend gets the
-// same mask for the same seed and offset) applied through the scale_per_sample kernel.
+// drop_path: per-sample Bernoulli keep mask applied through the scale_per_sample kernel. The mask
+// is drawn on the input's device by the drop_path_mask kernel (Philox, identical on every backend)
+// from a counter base and p held in device memory, so a captured CUDA graph draws fresh masks at
+// every replay; the caller advances the base once per step (counter_advance).
 #include "engine/ops.h"
 #include "engine/ops/op_util.h"
-#include "engine/philox.h"
 
 namespace asap::ops {
 using namespace detail;
 
-Tensor drop_path(const Tensor& x_in, double p, uint64_t seed, uint64_t offset) {
+Tensor drop_path(const Tensor& x_in, double p, const Tensor& state, uint64_t seed, uint64_t delta) {
   const char* op = "drop_path";
   check_defined(op, x_in, "input");
   check_floating(op, x_in);
   ASAP_CHECK_SHAPE(p >= 0.0 && p < 1.0, op, ": drop probability must be in [0, 1), got ", p);
   ASAP_CHECK_SHAPE(x_in.ndim() >= 1, op, ": input must have a batch dimension, got ", x_in.shape().str());
+  ASAP_CHECK_SHAPE(state.defined() && state.dtype() == DType::F64 && state.numel() == 2 &&
+                       state.device() == x_in.device(),
+                   op, ": state must be a float64 [2] tensor {counter, p} on the input's device");
   if (p == 0.0) return x_in;
   OpScope scope(op);
-  const int64_t N = x_in.dim(0);
-  const double keep_scale = 1.0 / (1.0 - p);
-  Tensor s;
-  if (x_in.dtype() == DType::F64) {
-    std::vector<double> m(static_cast<size_t>(N));
-    for (int64_t n = 0; n < N; ++n)
-      m[n] = philox_uniform_at(seed, offset, static_cast<uint64_t>(n), 0.0, 1.0) >= p ? keep_scale : 0.0;
-    s = Tensor::from_vector(m, Shape{N});
-  } else {
-    std::vector<float> m(static_cast<size_t>(N));
-    for (int64_t n = 0; n < N; ++n)
-      m[n] = philox_uniform_at(seed, offset, static_cast<uint64_t>(n), 0.0, 1.0) >= p
-                 ? static_cast<float>(keep_scale)
-                 : 0.0f;
-    s = Tensor::from_vector(m, Shape{N});
-  }
-  if (x_in.device() != s.device()) s = s.to(x_in.device());
+  Tensor s = Tensor::empty(Shape{x_in.dim(0)}, x_in.dtype(), x_in.device());
+  ASAP_KERNEL(x_in.device(), drop_path_mask)(state, seed, delta, s);
   Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty_like(x);
   ASAP_KERNEL(x.device(), scale_per_sample)(x, s, y);
@@ -43,6 +32,12 @@ Tensor drop_path(const Tensor& x_in, double p, uint64_t seed, uint64_t offset) {
     gin[0] = dx;
   });
   return y;
+}
+
+Tensor drop_path(const Tensor& x, double p, uint64_t seed, uint64_t offset) {
+  Tensor state = Tensor::from_vector(std::vector<double>{static_cast<double>(offset), p}, Shape{2});
+  if (x.defined() && x.device() != state.device()) state = state.to(x.device());
+  return drop_path(x, p, state, seed, 0);
 }
 
 }  // namespace asap::ops

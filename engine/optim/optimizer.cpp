@@ -68,6 +68,14 @@ void Optimizer::count_replayed_step(const std::vector<int64_t>& inc) {
   for (size_t i = 0; i < inc.size(); ++i) param_steps_[i] += inc[i];
 }
 
+std::vector<int64_t> Optimizer::steps_since(const std::vector<int64_t>& before) const {
+  ASAP_CHECK(before.size() == param_steps_.size(), prefix_, ": step snapshot of ", before.size(),
+             " params, have ", param_steps_.size());
+  std::vector<int64_t> d(before.size());
+  for (size_t i = 0; i < d.size(); ++i) d[i] = param_steps_[i] - before[i];
+  return d;
+}
+
 void Optimizer::zero_grad() {
   for (Tensor& p : params_) p.zero_grad();
 }

@@ -55,6 +55,8 @@ class Optimizer {
   // bookkeeping. per_param_steps() before and after the captured call give the increments.
   const std::vector<int64_t>& per_param_steps() const { return param_steps_; }
   void count_replayed_step(const std::vector<int64_t>& per_param_increment);
+  // per_param_steps() now minus `before` (a snapshot taken before the captured call).
+  std::vector<int64_t> steps_since(const std::vector<int64_t>& before) const;
   const std::vector<Tensor>& params() const { return params_; }
   const std::vector<std::string>& names() const { return names_; }
   const std::string& prefix() const { return prefix_; }

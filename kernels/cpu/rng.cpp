@@ -30,8 +30,29 @@ void fill_uniform(Tensor& y, uint64_t seed, uint64_t offset, double lo, double h
   ASAP_CPU_DISPATCH(y, fill_uniform_t, y, seed, offset, lo, hi);
 }
 
+template <typename T>
+void drop_path_mask_t(const Tensor& state, uint64_t seed, uint64_t delta, Tensor& s) {
+  const double* st = state.data<double>();
+  const uint64_t offset = static_cast<uint64_t>(st[0]) + delta;
+  const double p = st[1];
+  const T keep = static_cast<T>(1.0 / (1.0 - p));
+  T* m = s.data<T>();
+  for (int64_t n = 0; n < s.numel(); ++n)
+    m[n] = philox_uniform_at(seed, offset, static_cast<uint64_t>(n), 0.0, 1.0) >= p ? keep : T(0);
+}
+void drop_path_mask(const Tensor& state, uint64_t seed, uint64_t delta, Tensor& s) {
+  ASAP_CHECK(state.dtype() == DType::F64 && state.numel() == 2, "drop_path_mask: state must be float64 [2]");
+  ASAP_CPU_DISPATCH(s, drop_path_mask_t, state, seed, delta, s);
+}
+void counter_advance(Tensor& state, uint64_t counters) {
+  ASAP_CHECK(state.dtype() == DType::F64, "counter_advance: state must be float64");
+  state.data<double>()[0] += static_cast<double>(counters);
+}
+
 }  // namespace
 
+ASAP_REGISTER_KERNEL(CPU, drop_path_mask, drop_path_mask);
+ASAP_REGISTER_KERNEL(CPU, counter_advance, counter_advance);
 ASAP_REGISTER_KERNEL(CPU, fill_normal, fill_normal);
 ASAP_REGISTER_KERNEL(CPU, fill_uniform, fill_uniform);
 

@@ -27,6 +27,38 @@ __global__ void uniform_kernel(float* __restrict__ y, int64_t n, uint64_t seed, 
   }
 }
 
+// One thread per sample; the counter base and p are read from device memory (a replayed graph
+// draws new masks each step). 1 - u is exact, so the comparison equals the host's bit for bit.
+__global__ void drop_path_mask_kernel(const double* __restrict__ state, float* __restrict__ s, int64_t n,
+                                      uint64_t seed, uint64_t delta) {
+  const uint64_t offset = static_cast<uint64_t>(state[0]) + delta;
+  const double p = state[1];
+  const float keep = static_cast<float>(1.0 / (1.0 - p));
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const Philox4 r = philox4x32(seed, offset + static_cast<uint64_t>(i) / 4);
+    s[i] = 1.0 - philox_uniform01(r.v[i % 4]) >= p ? keep : 0.0f;
+  }
+}
+
+__global__ void counter_advance_kernel(double* state, uint64_t counters) {
+  state[0] += static_cast<double>(counters);
+}
+
+void drop_path_mask_cuda(const Tensor& state, uint64_t seed, uint64_t delta, Tensor& s) {
+  ASAP_CHECK(state.dtype() == DType::F64 && state.numel() == 2, "drop_path_mask: state must be float64 [2]");
+  check_f32(s, "drop_path_mask");
+  const int64_t n = s.numel();
+  if (n == 0) return;
+  ASAP_LAUNCH(drop_path_mask_kernel, grid_for(n), kThreads, 0, stream(), state.data<double>(), fptr(s), n, seed,
+              delta);
+  ASAP_CUDA_LAUNCH_CHECK("drop_path_mask");
+}
+void counter_advance_cuda(Tensor& state, uint64_t counters) {
+  ASAP_CHECK(state.dtype() == DType::F64, "counter_advance: state must be float64");
+  ASAP_LAUNCH(counter_advance_kernel, 1, 1, 0, stream(), state.data<double>(), counters);
+  ASAP_CUDA_LAUNCH_CHECK("counter_advance");
+}
+
 void fill_normal_cuda(Tensor& y, uint64_t seed, uint64_t offset, double mean, double stddev) {
   check_f32(y, "fill_normal");
   const int64_t n = y.numel();
@@ -44,6 +76,8 @@ void fill_uniform_cuda(Tensor& y, uint64_t seed, uint64_t offset, double lo, dou
 
 }  // namespace
 
+ASAP_REGISTER_KERNEL(CUDA, drop_path_mask, drop_path_mask_cuda);
+ASAP_REGISTER_KERNEL(CUDA, counter_advance, counter_advance_cuda);
 ASAP_REGISTER_KERNEL(CUDA, fill_normal, fill_normal_cuda);
 ASAP_REGISTER_KERNEL(CUDA, fill_uniform, fill_uniform_cuda);
 

@@ -420,6 +420,26 @@ void case_9() {
   gc.normal_(c);
   gg.normal_(g);
   CHECK(rel_l2(g, c) <= 1e-7);
+  // Drop-path masks from a device-held counter base: the same bits as the CPU's, before and after
+  // the device advances the base (what a replayed train step does).
+  Tensor st_c = Tensor::from_vector(std::vector<double>{4093.0, 0.37}, Shape{2});
+  Tensor st_g = st_c.clone().to(dev_under_test());  // its own storage on the CPU too
+  for (int round = 0; round < 2; ++round) {
+    Tensor mc = Tensor::empty({257}), mg = Tensor::empty({257}, DType::F32, dev_under_test());
+    kernels(DeviceType::CPU).drop_path_mask(st_c, 77, 19, mc);
+    kernels(dev_under_test().type).drop_path_mask(st_g, 77, 19, mg);
+    auto vc = mc.to_vector(), vg = mg.to(Device::cpu()).to_vector();
+    int kept = 0;
+    for (size_t i = 0; i < vc.size(); ++i) {
+      REQUIRE(vg[i] == vc[i]);
+      kept += vc[i] != 0.0f;
+    }
+    CHECK(kept > 100);
+    CHECK(kept < 230);
+    kernels(DeviceType::CPU).counter_advance(st_c, 65);
+    kernels(dev_under_test().type).counter_advance(st_g, 65);
+  }
+  CHECK(st_g.to(Device::cpu()).to_vector_f64()[0] == 4093.0 + 130.0);
 }
 ASAP_DEVICE_CASE("Philox fills equal the CPU backend's", case_9)
 
