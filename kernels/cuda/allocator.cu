@@ -287,13 +287,15 @@ void table_copy(void* dst, const void* src, size_t bytes, int kind, int dev) {
   cudaStream_t st = stream_of(dev);
   switch (kind) {
     case 0: {  // h2d
-      copy_async(dst, src, bytes, cudaMemcpyHostToDevice, st);
-      // From pageable memory the call returns once the source is staged; from pinned memory it
-      // returns at once, so wait: the caller may reuse its host buffer right after we return.
       cudaPointerAttributes attr{};
-      if (cudaPointerGetAttributes(&attr, src) == cudaSuccess && attr.type == cudaMemoryTypeHost)
-        sync_stream(st, "copy from pinned host memory");
+      const bool pinned = cudaPointerGetAttributes(&attr, src) == cudaSuccess && attr.type == cudaMemoryTypeHost;
       (void)cudaGetLastError();
+      // Pageable memory goes through the pinned staging ring (no wait, the source reusable at once).
+      if (!pinned && upload_staged(dst, src, bytes, st, dev < 0 ? current_device() : dev)) break;
+      copy_async(dst, src, bytes, cudaMemcpyHostToDevice, st);
+      // From pinned memory the copy returns at once, so wait: the caller may reuse its host
+      // buffer right after we return.
+      if (pinned) sync_stream(st, "copy from pinned host memory");
       break;
     }
     case 1:  // d2h: the host reads the result right after, so this synchronises

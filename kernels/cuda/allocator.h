@@ -76,4 +76,9 @@ class PinnedBuffer {
   size_t bytes_ = 0;
 };
 
+// Host-to-device copy of pageable memory through a ring of pinned staging buffers
+// (upload_staging.cu): returns at once, the source reusable. False (nothing done) when the copy
+// is too large for the ring or the stream is capturing; the caller copies directly then.
+bool upload_staged(void* dst, const void* src, size_t bytes, cudaStream_t st, int dev);
+
 }  // namespace asap::cuda

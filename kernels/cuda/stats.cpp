@@ -13,7 +13,7 @@ struct Registry {
   LaunchSite* sites = nullptr;
   std::map<std::string, uint64_t> syncs, blas;
   uint64_t host_syncs = 0;
-  std::atomic<uint64_t> h2d{0}, d2h{0}, d2d{0}, blas_calls{0}, graph_launches{0}, graph_kernel_nodes{0};
+  std::atomic<uint64_t> h2d{0}, d2h{0}, d2d{0}, blas_calls{0}, graph_launches{0}, graph_kernel_nodes{0}, staged{0};
 };
 
 Registry& reg() {
@@ -47,6 +47,7 @@ void count_copy(Copy kind, uint64_t bytes) {
 }
 
 void count_blas(const char*) { reg().blas_calls.fetch_add(1, std::memory_order_relaxed); }
+void count_staged(uint64_t bytes) { reg().staged.fetch_add(bytes, std::memory_order_relaxed); }
 void count_graph_launch(uint64_t kernel_nodes) {
   reg().graph_launches.fetch_add(1, std::memory_order_relaxed);
   reg().graph_kernel_nodes.fetch_add(kernel_nodes, std::memory_order_relaxed);
@@ -70,6 +71,7 @@ Snapshot snapshot() {
   s.blas_calls = r.blas_calls.load();
   s.graph_launches = r.graph_launches.load();
   s.graph_kernel_nodes = r.graph_kernel_nodes.load();
+  s.bytes_h2d_staged = r.staged.load();
   return s;
 }
 
@@ -79,7 +81,7 @@ void reset() {
   for (LaunchSite* p = r.sites; p; p = p->next) p->reset();
   r.host_syncs = 0;
   r.syncs.clear();
-  r.h2d = r.d2h = r.d2d = r.blas_calls = r.graph_launches = r.graph_kernel_nodes = 0;
+  r.h2d = r.d2h = r.d2d = r.blas_calls = r.graph_launches = r.graph_kernel_nodes = r.staged = 0;
 }
 
 namespace {
@@ -107,6 +109,7 @@ Snapshot diff(const Snapshot& after, const Snapshot& before) {
   d.blas_calls = after.blas_calls - before.blas_calls;
   d.graph_launches = after.graph_launches - before.graph_launches;
   d.graph_kernel_nodes = after.graph_kernel_nodes - before.graph_kernel_nodes;
+  d.bytes_h2d_staged = after.bytes_h2d_staged - before.bytes_h2d_staged;
   return d;
 }
 

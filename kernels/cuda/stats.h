@@ -32,6 +32,9 @@ enum class Copy { HostToDevice, DeviceToHost, DeviceToDevice };
 void count_sync(const char* reason);
 void count_copy(Copy kind, uint64_t bytes);
 void count_blas(const char* routine);
+// An upload from pageable host memory that went through the pinned staging ring (allocator.cu);
+// also counted by count_copy.
+void count_staged(uint64_t bytes);
 // One cudaGraphLaunch replaying `kernel_nodes` kernels (counted when the graph was captured).
 void count_graph_launch(uint64_t kernel_nodes = 0);
 
@@ -44,6 +47,7 @@ struct Snapshot {
   uint64_t blas_calls = 0;
   uint64_t graph_launches = 0;
   uint64_t graph_kernel_nodes = 0;  // kernels run by those graph launches
+  uint64_t bytes_h2d_staged = 0;    // of bytes_h2d: from pageable memory through pinned staging
 };
 
 Snapshot snapshot();
