@@ -23,8 +23,9 @@ constexpr int kAccum = 8;        // per slot s (0 train, 1 val): kAccum + 3s + {
 constexpr int kHeader = 16;      // then the prune log: per (cell type, edge, op) kLogStride values
 // {step pruned at (-1: alive), phi, T, theta, the edge's best op, its phi, alpha(best) - alpha(op)}
 constexpr int kLogStride = 7;
-inline int64_t size(int edges, int ops) { return kHeader + int64_t(2) * edges * ops * kLogStride; }
-inline int64_t log_index(int cell_type, int edge, int op, int edges, int ops) {
+// constexpr: callable from device code too (nvcc --expt-relaxed-constexpr), as search_step.cu does.
+constexpr int64_t size(int edges, int ops) { return kHeader + int64_t(2) * edges * ops * kLogStride; }
+constexpr int64_t log_index(int cell_type, int edge, int op, int edges, int ops) {
   return kHeader + ((int64_t(cell_type) * edges + edge) * ops + op) * kLogStride;
 }
 }  // namespace step_state

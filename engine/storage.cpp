@@ -3,6 +3,7 @@
 // the first step nothing reaches malloc, and large blocks avoid mmap/munmap page-fault churn.
 #include "engine/storage.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -35,12 +36,19 @@ size_t round_size(size_t bytes) {
   return (bytes + unit - 1) / unit * unit;
 }
 
+// Per size class: the cached blocks, and how many of the class are out (held by storages) and the
+// most that were out at once since the last mark: what a trim keeps.
+struct SizeClass {
+  std::vector<void*> free;
+  size_t out = 0, high = 0;
+};
 struct CpuCache {
   std::mutex mu;
-  std::unordered_map<size_t, std::vector<void*>> free_blocks;
+  std::unordered_map<size_t, SizeClass> classes;
+  size_t cached = 0;
   ~CpuCache() {
-    for (auto& kv : free_blocks)
-      for (void* p : kv.second) std::free(p);
+    for (auto& kv : classes)
+      for (void* p : kv.second.free) std::free(p);
   }
 };
 CpuCache& cpu_cache() {
@@ -54,15 +62,22 @@ void* cpu_allocate(size_t bytes, int) {
   {
     CpuCache& c = cpu_cache();
     std::lock_guard<std::mutex> lock(c.mu);
-    auto it = c.free_blocks.find(sz);
-    if (it != c.free_blocks.end() && !it->second.empty()) {
-      p = it->second.back();
-      it->second.pop_back();
+    SizeClass& k = c.classes[sz];
+    if (!k.free.empty()) {
+      p = k.free.back();
+      k.free.pop_back();
+      c.cached -= sz;
     }
+    k.high = std::max(k.high, ++k.out);
   }
   if (!p) {
     p = std::aligned_alloc(kAlign, sz);
-    if (!p) throw Error("out of host memory allocating " + std::to_string(sz) + " bytes");
+    if (!p) {
+      CpuCache& c = cpu_cache();
+      std::lock_guard<std::mutex> lock(c.mu);
+      --c.classes[sz].out;
+      throw Error("out of host memory allocating " + std::to_string(sz) + " bytes");
+    }
   }
   size_t now = g_cpu_in_use.fetch_add(sz) + sz;
   size_t peak = g_cpu_peak.load();
@@ -78,10 +93,41 @@ void cpu_deallocate(void* p, size_t bytes, int) noexcept {
   CpuCache& c = cpu_cache();
   std::lock_guard<std::mutex> lock(c.mu);
   try {
-    c.free_blocks[sz].push_back(p);
+    SizeClass& k = c.classes[sz];
+    if (k.out) --k.out;
+    k.free.push_back(p);
+    c.cached += sz;
   } catch (...) {
     std::free(p);
   }
+}
+
+void cpu_mark_cache(int) {
+  CpuCache& c = cpu_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  for (auto& kv : c.classes) kv.second.high = kv.second.out;
+}
+
+size_t cpu_trim_cache(int) {
+  CpuCache& c = cpu_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  size_t freed = 0;
+  for (auto& [sz, k] : c.classes) {
+    const size_t keep = k.high - k.out;  // high >= out always
+    while (k.free.size() > keep) {
+      std::free(k.free.back());
+      k.free.pop_back();
+      freed += sz;
+    }
+  }
+  c.cached -= freed;
+  return freed;
+}
+
+size_t cpu_cached_fn(int) {
+  CpuCache& c = cpu_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.cached;
 }
 
 void cpu_copy(void* dst, const void* src, size_t bytes, int, int) { std::memcpy(dst, src, bytes); }
@@ -101,6 +147,9 @@ const bool cpu_registered = [] {
   t.bytes_in_use = cpu_in_use_fn;
   t.peak_bytes = cpu_peak_fn;
   t.reset_peak = cpu_reset_peak_fn;
+  t.bytes_cached = cpu_cached_fn;
+  t.mark_cache = cpu_mark_cache;
+  t.trim_cache = cpu_trim_cache;
   register_allocator_table(DeviceType::CPU, t);
   return true;
 }();
@@ -130,6 +179,19 @@ Storage::~Storage() {
 }
 
 size_t cpu_bytes_in_use() { return g_cpu_in_use.load(); }
+
+size_t reserved_bytes(Device dev) {
+  const AllocatorTable& t = allocator_table(dev.type);
+  return t.bytes_in_use(dev.index) + (t.bytes_cached ? t.bytes_cached(dev.index) : 0);
+}
+void mark_memory_cache(Device dev) {
+  const AllocatorTable& t = allocator_table(dev.type);
+  if (t.mark_cache) t.mark_cache(dev.index);
+}
+size_t trim_memory_cache(Device dev) {
+  const AllocatorTable& t = allocator_table(dev.type);
+  return t.trim_cache ? t.trim_cache(dev.index) : 0;
+}
 size_t cpu_peak_bytes() { return g_cpu_peak.load(); }
 void cpu_reset_peak() { cpu_reset_peak_fn(0); }
 

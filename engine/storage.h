@@ -19,6 +19,12 @@ struct AllocatorTable {
   size_t (*bytes_in_use)(int device_index) = nullptr;
   size_t (*peak_bytes)(int device_index) = nullptr;
   void (*reset_peak)(int device_index) = nullptr;
+  // The caching allocator's freed blocks kept for reuse (bytes), and their trimming: mark_cache
+  // starts counting, per size class, the most blocks held at once; trim_cache then frees every
+  // cached block beyond that (what the workload since the mark did not need) and returns the bytes.
+  size_t (*bytes_cached)(int device_index) = nullptr;
+  void (*mark_cache)(int device_index) = nullptr;
+  size_t (*trim_cache)(int device_index) = nullptr;
 };
 
 // The table for a device type; throws when the backend is not compiled in.
@@ -47,5 +53,12 @@ class Storage {
 size_t cpu_bytes_in_use();
 size_t cpu_peak_bytes();
 void cpu_reset_peak();
+
+// Bytes the device's allocator holds: in use by tensors plus cached for reuse.
+size_t reserved_bytes(Device dev);
+// After a change of workload (a search re-plan): mark, run one step of the new workload, trim.
+// The cache then holds only what that step needed, so memory follows a shrinking plan.
+void mark_memory_cache(Device dev);
+size_t trim_memory_cache(Device dev);
 
 }  // namespace asap

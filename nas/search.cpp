@@ -7,6 +7,7 @@
 #include "engine/error.h"
 #include "engine/nvtx.h"
 #include "engine/ops.h"
+#include "engine/storage.h"
 #include "engine/optim/clip.h"
 #include "engine/optim/lr_schedule.h"
 
@@ -120,8 +121,30 @@ void Searcher::prune(CellType t, int edge, int op) {
   rebuild_weight_list();
 }
 
+// Memory follows the plan: the first step after a re-plan starts with a mark of the caching
+// allocator, and the next point where the host waits anyway (the step itself on the host-checked
+// path, else the next log point: sync_point) trims it, freeing every cached block the new plan
+// did not use. On a GPU the trim's cudaFree then adds no synchronisation of its own.
 StepInfo Searcher::step(const Batch& train, const Batch* val) {
-  if (!state_) return step_host_checked(train, val);
+  const uint64_t plan = net_->plan_version();
+  if (plan != cache_plan_) {
+    mark_memory_cache(dev_);
+    cache_plan_ = plan;
+    trim_pending_ = true;
+  }
+  if (state_) return step_device_resident(train, val);
+  StepInfo info = step_host_checked(train, val);
+  trim_cache_if_pending();
+  return info;
+}
+
+void Searcher::trim_cache_if_pending() {
+  if (!trim_pending_) return;
+  trim_memory_cache(dev_);
+  trim_pending_ = false;
+}
+
+StepInfo Searcher::step_device_resident(const Batch& train, const Batch* val) {
   ASAP_NVTX_RANGE("search/step");
   StepInfo info;
   info.epoch = epoch_;

@@ -154,6 +154,10 @@ class Searcher {
   int64_t step_ = 0;
   bool warmup_now_ = false;
   std::unique_ptr<StepState> state_;
+  uint64_t cache_plan_ = ~uint64_t(0);  // the plan the allocator cache was last marked for
+  bool trim_pending_ = false;            // a step ran since the mark; trim at the next host wait
+  void trim_cache_if_pending();
+  StepInfo step_device_resident(const Batch& train, const Batch* val);
   // CUDA graphs (nas/search_step.cpp): static input buffers, the captured step and what it was
   // captured for; a step with another key runs eagerly once, the next one captures.
   bool step_graphs_ = false;

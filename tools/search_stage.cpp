@@ -176,6 +176,8 @@ SearchOutcome run_search_stage(const RunConfig& c, const std::string& out, Devic
                          {"reduce", alive_ops(searcher.network(), nas::CellType::Reduce)}};
     line["theta"] = current_theta(searcher);
     line["peak_mem_mb"] = peak_memory_mb(dev);
+    line["reserved_mb"] = reserved_memory_mb(dev);
+    line["rss_mb"] = resident_memory_mb();
     append_jsonl(metrics, line);
     exporting::after_search_epoch(c, out, searcher, line);  // alphas.jsonl, TensorBoard
     char summary[256];

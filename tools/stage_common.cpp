@@ -1,5 +1,9 @@
 #include "tools/stage_common.h"
 
+#include <unistd.h>
+
+#include <fstream>
+
 #include <omp.h>
 
 #include <mutex>
@@ -71,6 +75,15 @@ double peak_memory_mb(Device dev) {
   if (!dev.is_cuda()) return cpu_peak_bytes() / 1048576.0;
   const AllocatorTable& t = allocator_table(DeviceType::CUDA);
   return t.peak_bytes ? t.peak_bytes(dev.index) / 1048576.0 : 0.0;
+}
+
+double reserved_memory_mb(Device dev) { return reserved_bytes(dev) / 1048576.0; }
+
+double resident_memory_mb() {
+  std::ifstream f("/proc/self/statm");
+  long long pages_total = 0, pages_resident = 0;
+  if (!(f >> pages_total >> pages_resident)) return 0.0;
+  return double(pages_resident) * double(sysconf(_SC_PAGESIZE)) / 1048576.0;
 }
 
 void reset_peak_memory(Device dev) {

@@ -29,6 +29,11 @@ data::LoaderOptions loader_options(const RunConfig& c, data::DatasetKind kind, i
                                    uint64_t seed, Device dev, bool train_augment, bool cutout = false);
 
 double peak_memory_mb(Device dev);
+// What the device's caching allocator holds (in use + cached), in MiB: falls with the plan's live
+// set once re-plans trim the cache (Searcher::step).
+double reserved_memory_mb(Device dev);
+// The process's resident set (Linux /proc/self/statm), in MiB; 0 where unknown.
+double resident_memory_mb();
 void reset_peak_memory(Device dev);
 
 }  // namespace asap::run

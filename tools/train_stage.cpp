@@ -166,6 +166,8 @@ TrainOutcome run_train_stage(const RunConfig& c, const nas::Genotype& g, const s
       line["val_acc"] = last_eval.acc;
     }
     line["peak_mem_mb"] = peak_memory_mb(dev);
+    line["reserved_mb"] = reserved_memory_mb(dev);
+    line["rss_mb"] = resident_memory_mb();
     append_jsonl(metrics, line);
     exporting::after_train_epoch(c, out, line);  // TensorBoard
     char test_part[64] = "";

@@ -44,6 +44,9 @@ struct DeviceState {
   size_t in_use = 0, peak = 0, cached = 0;
   // Graph pools: blocks a captured graph uses stay its own while it lives (a replay writes them),
   // so they return to the pool's free list, never to the general cache, until the pool is released.
+  // General-cache size classes (per stream): blocks out and the most out at once since the last
+  // mark (what trim_cache keeps). Graph pools are not counted: they live and die with their graph.
+  std::map<std::pair<cudaStream_t, size_t>, std::pair<size_t, size_t>> class_use;  // {out, high}
   int capturing_pool = 0, next_pool = 1;
   std::map<int, std::map<size_t, std::vector<void*>>> pool_free;
 };
@@ -149,6 +152,10 @@ void* device_allocate(size_t bytes, int device_index) {
     }
     ASAP_CUDA_CHECK(e);
   }
+  if (!s.capturing_pool) {
+    auto& [out, high] = s.class_use[{st, sz}];
+    high = std::max(high, ++out);
+  }
   s.live[p] = LiveBlock{sz, st, s.capturing_pool};
   s.in_use += sz;
   s.peak = std::max(s.peak, s.in_use);
@@ -167,10 +174,13 @@ void device_deallocate(void* p) noexcept {
     s.live.erase(it);
     s.in_use -= sz;
     try {
-      if (b.pool && s.pool_free.count(b.pool))
+      if (b.pool && s.pool_free.count(b.pool)) {
         s.pool_free[b.pool][sz].push_back(p);
-      else
+      } else {
         s.free_blocks[{b.stream, sz}].push_back(p);
+        auto u = s.class_use.find({b.stream, sz});  // absent for a block of a released graph pool
+        if (u != s.class_use.end() && u->second.first) --u->second.first;
+      }
       s.cached += sz;
     } catch (...) {
       ASAP_CUDA_WARN(cudaFree(p));
@@ -323,6 +333,33 @@ void table_sync(int dev) {
 
 size_t table_in_use(int dev) { return device_bytes_in_use(dev); }
 size_t table_peak(int dev) { return device_peak_bytes(dev); }
+size_t table_cached(int dev) { return device_bytes_cached(dev); }
+
+void table_mark_cache(int dev) {
+  DeviceState& s = state(dev);
+  std::lock_guard<std::mutex> lock(s.mu);
+  for (auto& [key, use] : s.class_use) use.second = use.first;
+}
+
+// cudaFree waits for the device; a trim runs at a log point after a re-plan, never inside a step.
+size_t table_trim_cache(int dev) {
+  DeviceState& s = state(dev);
+  std::lock_guard<std::mutex> lock(s.mu);
+  size_t freed = 0;
+  for (auto& [key, blocks] : s.free_blocks) {
+    auto u = s.class_use.find(key);
+    const size_t keep = u == s.class_use.end() ? 0 : u->second.second - u->second.first;
+    while (blocks.size() > keep) {
+      ASAP_CUDA_WARN(cudaFree(blocks.back()));
+      blocks.pop_back();
+      freed += key.second;
+    }
+  }
+  if (freed) stats::count_sync("cache trim (cudaFree)");
+  s.cached -= freed;
+  return freed;
+}
+
 void table_reset_peak(int dev) {
   DeviceState& s = state(dev);
   std::lock_guard<std::mutex> lock(s.mu);
@@ -339,6 +376,9 @@ const bool registered = [] {
   t.bytes_in_use = table_in_use;
   t.peak_bytes = table_peak;
   t.reset_peak = table_reset_peak;
+  t.bytes_cached = table_cached;
+  t.mark_cache = table_mark_cache;
+  t.trim_cache = table_trim_cache;
   register_allocator_table(DeviceType::CUDA, t);
   return true;
 }();

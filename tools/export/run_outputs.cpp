@@ -47,12 +47,16 @@ std::vector<std::pair<std::string, double>> tensorboard_scalars(const nlohmann::
                                                              {"lr", "lr"},                 {"T", "T"},
                                                              {"theta", "theta"},           {"sparsity", "sparsity"},
                                                              {"epoch_seconds", "epoch_seconds"},
-                                                             {"peak_mem_mb", "peak_mem_mb"}}
+                                                             {"peak_mem_mb", "peak_mem_mb"},
+                                                             {"reserved_mb", "reserved_mb"},
+                                                             {"rss_mb", "rss_mb"}}
           : std::vector<std::pair<std::string, std::string>>{{"train_loss", "train_loss"}, {"train_acc", "train_acc"},
                                                              {"val_loss", "test_loss"},    {"val_acc", "test_acc"},
                                                              {"lr", "lr"},                 {"drop_path", "drop_path"},
                                                              {"epoch_seconds", "epoch_seconds"},
-                                                             {"peak_mem_mb", "peak_mem_mb"}};
+                                                             {"peak_mem_mb", "peak_mem_mb"},
+                                                             {"reserved_mb", "reserved_mb"},
+                                                             {"rss_mb", "rss_mb"}};
   std::vector<std::pair<std::string, double>> out;
   for (const auto& [key, tag] : keys)
     if (line.contains(key) && line[key].is_number()) out.emplace_back(stage + "/" + tag, line[key].get<double>());
