@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A tiny asap_run search with run.device: cuda (a GPU, or the CPU emulator in an ASAP_CUDA_EMU
 # build) must derive the same genotype, with the same prune events at the same steps, as the
-# CPU run with the same seed. Exit 77 (CTest SKIP) when the build has no CUDA device.
+# CPU run with the same seed; a train stage on cuda (replayed graphs, drop-path masks drawn on
+# the device) must follow the CPU's losses. Exit 77 (CTest SKIP) when the build has no CUDA device.
 # Usage: asap_run_cuda_e2e.sh PATH/TO/asap_run
 set -euo pipefail
 ASAP_RUN=$(realpath "$1")
@@ -22,6 +23,10 @@ search:
   network: {C: 4, layers: 3}
   alphas: {lr: 0.1}
   annealer: {warmup_epochs: 1, T0: 1.0, beta: 0.3}
+train:
+  epochs: 2                       # drop-path p: 0, then 0.15 (a second capture)
+  batch_size: 16
+  network: {C: 4, layers: 3, drop_path: 0.3}
 run:
   seed: 4
   threads: 2
@@ -54,4 +59,21 @@ for x, y in zip(ma, mb):
     for k in ("train_loss", "val_loss"):
         assert abs(x[k] - y[k]) <= 1e-3 * max(1.0, abs(x[k])), (k, x[k], y[k])
 print(f"cuda search: same genotype, {len(a)} identical prune events, losses within 1e-3")
+PY
+
+# The train stage: 6 steps an epoch, the third on replayed from a graph.
+"$ASAP_RUN" "$T/tiny.yaml" --out "$T/cuda-train" --stage train --set train.genotype=DARTS_V2 --set run.device=cuda \
+  > "$T/cuda-train.log" 2>&1 || { cat "$T/cuda-train.log" >&2; fail "the train stage on cuda failed"; }
+"$ASAP_RUN" "$T/tiny.yaml" --out "$T/cpu-train" --stage train --set train.genotype=DARTS_V2 --set run.device=cpu \
+  > "$T/cpu-train.log" 2>&1 || { cat "$T/cpu-train.log" >&2; fail "the train stage on cpu failed"; }
+python3 - "$T/cpu-train" "$T/cuda-train" <<'PY' || fail "train-stage losses differ"
+import json, sys
+load = lambda d: [l for l in map(json.loads, open(f"{d}/metrics.jsonl")) if l["stage"] == "train"]
+a, b = load(sys.argv[1]), load(sys.argv[2])
+assert len(a) == len(b) == 2, (len(a), len(b))
+assert b[1]["drop_path"] > 0, "drop-path never ran"
+for x, y in zip(a, b):
+    for k in ("train_loss", "val_loss"):
+        assert abs(x[k] - y[k]) <= 1e-3 * max(1.0, abs(x[k])), (k, x[k], y[k])
+print("cuda train stage: losses within 1e-3 of the CPU's over 2 epochs with drop-path")
 PY
