@@ -9,6 +9,7 @@
 #include "engine/ops.h"
 #include "engine/optim/clip.h"
 #include "engine/optim/lr_schedule.h"
+#include "engine/storage.h"
 
 namespace asap::nas {
 
@@ -102,6 +103,7 @@ void EvalTrainer::step_on_device(const Tensor& x, const Tensor& y) {
 
 StepReport EvalTrainer::sync_point() {
   StepReport r = state_->read();
+  trim_cache_once();  // the read waited for the device: the trim's cudaFree costs no sync
   if (r.first_bad >= 0)
     throw NumericError("train: non-finite loss or gradient norm at step " + std::to_string(r.first_bad));
   return r;
@@ -146,6 +148,12 @@ TrainEpochStats EvalTrainer::run_epoch(const BatchSource& train) {
   TrainEpochStats st;
   st.epoch = epoch_;
   CosineAnnealingLR(cfg_.lr, cfg_.epochs, cfg_.lr_min).apply(*opt_, epoch_);
+  // The allocator's cache may still hold what a search before us used: mark it now and trim it at
+  // the first host wait, so it keeps only what the train step needs.
+  if (!cache_marked_) {
+    mark_memory_cache(dev_);
+    cache_marked_ = true;
+  }
   st.lr = opt_->lr();
   st.drop_path = drop_path_prob_at(epoch_, cfg_.epochs, cfg_.drop_path_max);
   net_->set_drop_path_prob(st.drop_path);
@@ -176,6 +184,7 @@ TrainEpochStats EvalTrainer::run_epoch(const BatchSource& train) {
     double acc = 0;
     bool skipped = false;
     double l = train_step(b, &acc, &skipped);
+    trim_cache_once();
     st.steps++;
     if (skipped) {
       st.skipped++;  // skip_nonfinite: the batch made no update
@@ -192,6 +201,12 @@ TrainEpochStats EvalTrainer::run_epoch(const BatchSource& train) {
   ++epoch_;
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return st;
+}
+
+void EvalTrainer::trim_cache_once() {
+  if (!cache_marked_ || cache_trimmed_ || step_ == 0) return;
+  trim_memory_cache(dev_);
+  cache_trimmed_ = true;
 }
 
 EvalStats EvalTrainer::evaluate(const BatchSource& src) {

@@ -90,6 +90,8 @@ class EvalTrainer {
   std::vector<int64_t> replay_inc_;
   uint64_t replay_dp_counters_ = 0;
   void device_step(const Batch& b);  // graphed where on, else step_on_device
+  bool cache_marked_ = false, cache_trimmed_ = false;  // see run_epoch
+  void trim_cache_once();
   StepReport sync_point();  // one read; raises the NaN guard
 };
 

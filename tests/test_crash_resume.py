@@ -36,7 +36,8 @@ THREADS = 2
 # tiny run about 10x slower (29 s instead of 3 s); the results are the same either way.
 ENV = dict(os.environ, OMP_NUM_THREADS=str(THREADS), OMP_WAIT_POLICY="passive")
 # Fields that legitimately differ between an interrupted and an uninterrupted run.
-TIMING_KEYS = {"seconds", "epoch_seconds", "peak_mem_mb", "search_seconds", "train_seconds"}
+# Measured per process (time, memory): they differ between an interrupted and a clean run.
+TIMING_KEYS = {"seconds", "epoch_seconds", "peak_mem_mb", "reserved_mb", "rss_mb", "search_seconds", "train_seconds"}
 
 failures = []
 

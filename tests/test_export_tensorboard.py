@@ -140,7 +140,7 @@ def check_events(run):
         s = by_stage[m["stage"]][m["epoch"]]
         if m["stage"] == "search":
             pairs = {k: k for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "T", "theta", "sparsity",
-                                    "epoch_seconds", "peak_mem_mb")}
+                                    "epoch_seconds", "peak_mem_mb", "reserved_mb", "rss_mb")}
             for cell in ("normal", "reduce"):
                 alive = sum(s[f"search/alive_ops/{cell}/{op}"] for op in prims)
                 assert alive == m["alive_ops"][cell], (cell, alive, m)
@@ -149,7 +149,7 @@ def check_events(run):
         else:
             pairs = {"train_loss": "train_loss", "train_acc": "train_acc", "val_loss": "test_loss",
                      "val_acc": "test_acc", "lr": "lr", "drop_path": "drop_path", "epoch_seconds": "epoch_seconds",
-                     "peak_mem_mb": "peak_mem_mb"}
+                     "peak_mem_mb": "peak_mem_mb", "reserved_mb": "reserved_mb", "rss_mb": "rss_mb"}
         for key, tag in pairs.items():
             want, got = m[key], s[f"{m['stage']}/{tag}"]
             assert abs(got - want) <= 1e-6 * max(1.0, abs(want)), (tag, got, want)
