@@ -49,7 +49,7 @@ bool upload_staged(void* dst, const void* src, size_t bytes, cudaStream_t st, in
     ASAP_CUDA_CHECK(cudaEventCreateWithFlags(&r.done[i], cudaEventDisableTiming));
   } else if (cudaEventQuery(r.done[i]) == cudaErrorNotReady) {
     stats::count_sync("pinned staging ring full");
-    ASAP_CUDA_CHECK(cudaEventSynchronize(r.done[i]));
+    ASAP_CUDA_CHECK(cudaEventSynchronize(r.done[i]));  // counted: stats::count_sync above
   }
   if (r.buf[i].bytes() < bytes) r.buf[i] = PinnedBuffer(std::max(bytes, kMinSlot));
   std::memcpy(r.buf[i].get(), src, bytes);
