@@ -54,8 +54,9 @@ void EvalTrainer::step(const Batch& b) {
 }
 
 void EvalTrainer::device_step(const Batch& b) {
+  cache_trim_.before_step(dev_, 0);
   if (!step_graphs_) {
-    step_on_device(b.x.device() == dev_ ? b.x : b.x.to(dev_), b.y.device() == dev_ ? b.y : b.y.to(dev_));
+    step_on_device(b.x.to(dev_), b.y.to(dev_));  // to() returns the tensor itself when it is there
     return;
   }
   bool moved = stage_input(b.x, in_x_, dev_);
@@ -103,7 +104,7 @@ void EvalTrainer::step_on_device(const Tensor& x, const Tensor& y) {
 
 StepReport EvalTrainer::sync_point() {
   StepReport r = state_->read();
-  trim_cache_once();  // the read waited for the device: the trim's cudaFree costs no sync
+  cache_trim_.trim_if_pending(dev_);  // the read waited for the device: the trim's cudaFree costs no sync
   if (r.first_bad >= 0)
     throw NumericError("train: non-finite loss or gradient norm at step " + std::to_string(r.first_bad));
   return r;
@@ -111,9 +112,9 @@ StepReport EvalTrainer::sync_point() {
 
 double EvalTrainer::train_step(const Batch& b, double* acc, bool* skipped) {
   ASAP_NVTX_RANGE("train/step");
+  cache_trim_.before_step(dev_, 0);
   net_->train(true);
-  Tensor x = b.x.device() == dev_ ? b.x : b.x.to(dev_);
-  Tensor y = b.y.device() == dev_ ? b.y : b.y.to(dev_);
+  Tensor x = b.x.to(dev_), y = b.y.to(dev_);
   opt_->zero_grad();
   const std::vector<Tensor> bn_stats = cfg_.skip_nonfinite ? net_->snapshot_buffers() : std::vector<Tensor>();
   auto out = net_->forward_all(x);
@@ -148,12 +149,6 @@ TrainEpochStats EvalTrainer::run_epoch(const BatchSource& train) {
   TrainEpochStats st;
   st.epoch = epoch_;
   CosineAnnealingLR(cfg_.lr, cfg_.epochs, cfg_.lr_min).apply(*opt_, epoch_);
-  // The allocator's cache may still hold what a search before us used: mark it now and trim it at
-  // the first host wait, so it keeps only what the train step needs.
-  if (!cache_marked_) {
-    mark_memory_cache(dev_);
-    cache_marked_ = true;
-  }
   st.lr = opt_->lr();
   st.drop_path = drop_path_prob_at(epoch_, cfg_.epochs, cfg_.drop_path_max);
   net_->set_drop_path_prob(st.drop_path);
@@ -184,7 +179,7 @@ TrainEpochStats EvalTrainer::run_epoch(const BatchSource& train) {
     double acc = 0;
     bool skipped = false;
     double l = train_step(b, &acc, &skipped);
-    trim_cache_once();
+    cache_trim_.trim_if_pending(dev_);
     st.steps++;
     if (skipped) {
       st.skipped++;  // skip_nonfinite: the batch made no update
@@ -201,12 +196,6 @@ TrainEpochStats EvalTrainer::run_epoch(const BatchSource& train) {
   ++epoch_;
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return st;
-}
-
-void EvalTrainer::trim_cache_once() {
-  if (!cache_marked_ || cache_trimmed_ || step_ == 0) return;
-  trim_memory_cache(dev_);
-  cache_trimmed_ = true;
 }
 
 EvalStats EvalTrainer::evaluate(const BatchSource& src) {

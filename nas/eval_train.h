@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/cache_trim.h"
 #include "engine/optim/sgd.h"
 #include "engine/step_graph.h"
 #include "nas/batch.h"
@@ -90,8 +91,9 @@ class EvalTrainer {
   std::vector<int64_t> replay_inc_;
   uint64_t replay_dp_counters_ = 0;
   void device_step(const Batch& b);  // graphed where on, else step_on_device
-  bool cache_marked_ = false, cache_trimmed_ = false;  // see run_epoch
-  void trim_cache_once();
+  // The cache may still hold what a search before us used: the first step marks it and the
+  // first host wait after it trims it to what the train step needs (one workload: trims once).
+  CacheTrim cache_trim_;
   StepReport sync_point();  // one read; raises the NaN guard
 };
 

@@ -121,27 +121,15 @@ void Searcher::prune(CellType t, int edge, int op) {
   rebuild_weight_list();
 }
 
-// Memory follows the plan: the first step after a re-plan starts with a mark of the caching
-// allocator, and the next point where the host waits anyway (the step itself on the host-checked
-// path, else the next log point: sync_point) trims it, freeing every cached block the new plan
-// did not use. On a GPU the trim's cudaFree then adds no synchronisation of its own.
+// Memory follows the plan (engine/cache_trim.h): the first step after a re-plan marks the
+// allocator's cache, and the next host wait (the step itself on the host-checked path, else the
+// next log point: sync_point) trims every cached block the new plan did not use.
 StepInfo Searcher::step(const Batch& train, const Batch* val) {
-  const uint64_t plan = net_->plan_version();
-  if (plan != cache_plan_) {
-    mark_memory_cache(dev_);
-    cache_plan_ = plan;
-    trim_pending_ = true;
-  }
+  cache_trim_.before_step(dev_, net_->plan_version());
   if (state_) return step_device_resident(train, val);
   StepInfo info = step_host_checked(train, val);
-  trim_cache_if_pending();
+  cache_trim_.trim_if_pending(dev_);
   return info;
-}
-
-void Searcher::trim_cache_if_pending() {
-  if (!trim_pending_) return;
-  trim_memory_cache(dev_);
-  trim_pending_ = false;
 }
 
 StepInfo Searcher::step_device_resident(const Batch& train, const Batch* val) {
@@ -156,9 +144,9 @@ StepInfo Searcher::step_device_resident(const Batch& train, const Batch* val) {
   if (step_graphs_) {
     run_step_graphed(train, val);
   } else {
-    const Tensor x = to_dev(train.x), y = to_dev(train.y);
+    const Tensor x = train.x.to(dev_), y = train.y.to(dev_);
     if (val) {
-      const Tensor vx = to_dev(val->x), vy = to_dev(val->y);
+      const Tensor vx = val->x.to(dev_), vy = val->y.to(dev_);
       step_on_device(x, y, &vx, &vy);
     } else {
       step_on_device(x, y, nullptr, nullptr);
@@ -181,7 +169,7 @@ StepInfo Searcher::step_host_checked(const Batch& train, const Batch* val) {
     // Weight step: alphas frozen so the Phi gather and weighted-sum alpha gradients are skipped.
     ASAP_NVTX_RANGE("search/weight_step");
     for (auto& a : net_->arch_parameters()) a.impl()->requires_grad = false;
-    Tensor x = to_dev(train.x), y = to_dev(train.y);
+    Tensor x = train.x.to(dev_), y = train.y.to(dev_);
     const std::vector<Tensor> bn_stats = cfg_.skip_nonfinite ? net_->snapshot_buffers() : std::vector<Tensor>();
     w_opt_->zero_grad();
     Tensor logits = net_->forward(x);
@@ -211,7 +199,7 @@ StepInfo Searcher::step_host_checked(const Batch& train, const Batch* val) {
     const bool freeze = cfg_.alpha_step_skips_weight_grads;
     if (freeze)
       for (auto& w : weights_) w.impl()->requires_grad = false;
-    Tensor x = to_dev(val->x), y = to_dev(val->y);
+    Tensor x = val->x.to(dev_), y = val->y.to(dev_);
     const std::vector<Tensor> bn_stats = cfg_.skip_nonfinite ? net_->snapshot_buffers() : std::vector<Tensor>();
     a_opt_->zero_grad();
     Tensor logits = net_->forward(x);

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/cache_trim.h"
 #include "engine/optim/adam.h"
 #include "engine/step_graph.h"
 #include "engine/optim/sgd.h"
@@ -140,7 +141,6 @@ class Searcher {
   // A log point: reads state_ once, raises the NaN guard, applies the device's prune decisions
   // (events appended to `out`) and fills the means of `info`.
   void sync_point(StepInfo& info, std::vector<PruneEvent>& out);
-  Tensor to_dev(const Tensor& t) const { return t.device() == dev_ ? t : t.to(dev_); }
 
   SearchConfig cfg_;
   Device dev_;
@@ -154,9 +154,7 @@ class Searcher {
   int64_t step_ = 0;
   bool warmup_now_ = false;
   std::unique_ptr<StepState> state_;
-  uint64_t cache_plan_ = ~uint64_t(0);  // the plan the allocator cache was last marked for
-  bool trim_pending_ = false;            // a step ran since the mark; trim at the next host wait
-  void trim_cache_if_pending();
+  CacheTrim cache_trim_;  // the allocator's cache follows the plan (see step)
   StepInfo step_device_resident(const Batch& train, const Batch* val);
   // CUDA graphs (nas/search_step.cpp): static input buffers, the captured step and what it was
   // captured for; a step with another key runs eagerly once, the next one captures.

@@ -70,7 +70,7 @@ StepInfo Searcher::sync() {
 void Searcher::sync_point(StepInfo& info, std::vector<PruneEvent>& out) {
   ASAP_NVTX_RANGE("search/sync_point");
   last_report_ = state_->read();
-  trim_cache_if_pending();  // the read waited for the device: the trim's cudaFree costs no sync
+  cache_trim_.trim_if_pending(dev_);  // the read waited for the device: the trim's cudaFree costs no sync
   const StepReport& r = last_report_;
   if (r.first_bad >= 0)
     throw NumericError(std::string("search: non-finite ") +

@@ -14,12 +14,12 @@
 
 #include "engine/storage.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device.h"
 #include "kernels/cuda/host_sync.h"
 
 namespace asap::cuda {
 namespace {
 
-constexpr int kMaxDevices = 16;
 
 // 512 B granularity up to 1 MiB, then 8 classes per power of two (at most 12.5% waste).
 size_t round_size(size_t b) {

@@ -6,6 +6,9 @@
 
 namespace asap::cuda {
 
+// Per-device tables (allocator, handles, staging rings) are sized for this many devices.
+constexpr int kMaxDevices = 16;
+
 #if defined(ASAP_WITH_CUDA)
 int device_count() noexcept;           // 0 when there is no driver or no device (never throws)
 std::string device_name(int index);    // "NVIDIA H200", or "" without a device

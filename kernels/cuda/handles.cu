@@ -4,10 +4,10 @@
 #include <mutex>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/device.h"
 
 namespace asap::cuda {
 namespace {
-constexpr int kMaxDevices = 16;
 std::mutex g_mu;
 }  // namespace
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "kernels/cuda/device.h"
 #include "kernels/cuda/allocator.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/host_sync.h"
@@ -19,7 +20,6 @@ namespace {
 constexpr int kSlots = 4;
 constexpr size_t kMaxStaged = size_t(64) << 20;  // larger uploads (weights at start-up) go direct
 constexpr size_t kMinSlot = size_t(1) << 20;
-constexpr int kMaxDevices = 16;
 
 struct Ring {
   std::mutex mu;

@@ -11,25 +11,14 @@
 #include "engine/storage.h"
 #include "kernels/cuda/device.h"
 #include "nas/primitives.h"
+#include "tests/cuda/test_cuda_util.h"
 #include "tests/test_util.h"
 
 namespace {
 
 using namespace asap;
-
-bool have_cuda() { return backend_available(DeviceType::CUDA) && cuda::device_count() > 0; }
-
-double rel_l2(const Tensor& got, const Tensor& ref) {
-  const std::vector<double> a = got.to_vector_f64(), b = ref.to_vector_f64();
-  REQUIRE(a.size() == b.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (!std::isfinite(a[i])) return INFINITY;
-    num += (a[i] - b[i]) * (a[i] - b[i]);
-    den += b[i] * b[i];
-  }
-  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
-}
+using asap::test::rel_l2;
+using asap::test::cuda_ready;
 
 struct Run {
   Tensor y, dx, dw;
@@ -48,14 +37,7 @@ Run conv_on(Device d, const Tensor& x0, const Tensor& w0, const Conv2dParams& p,
 }  // namespace
 
 TEST_CASE("cuda: conv2d with non-square kernels matches the CPU", "[cuda]") {
-#if defined(ASAP_CUDA_EMU)
-  REQUIRE(have_cuda());
-#else
-  if (!have_cuda()) {
-    WARN("SKIPPED: no CUDA device");
-    return;
-  }
-#endif
+  ASAP_SKIP_WITHOUT_CUDA();
   struct Case {
     const char* name;
     Shape x, w;
@@ -93,14 +75,7 @@ TEST_CASE("cuda: conv2d with non-square kernels matches the CPU", "[cuda]") {
 }
 
 TEST_CASE("cuda: the conv_7x1_1x7 primitive matches the CPU, stride 1 and 2", "[cuda]") {
-#if defined(ASAP_CUDA_EMU)
-  REQUIRE(have_cuda());
-#else
-  if (!have_cuda()) {
-    WARN("SKIPPED: no CUDA device");
-    return;
-  }
-#endif
+  ASAP_SKIP_WITHOUT_CUDA();
   for (int stride : {1, 2}) {
     INFO("stride " << stride);
     nas::PrimitiveArgs a;

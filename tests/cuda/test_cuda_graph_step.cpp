@@ -12,6 +12,7 @@
 #include "nas/eval_train.h"
 #include "nas/genotype.h"
 #include "tests/test_nas_util.h"
+#include "tests/cuda/test_cuda_util.h"
 
 using namespace asap;
 using namespace asap::nas;
@@ -27,7 +28,7 @@ struct Run {
 };
 
 Run search(bool graphs) {
-  SearchConfig c = test::tiny_search_config(3);
+  SearchConfig c = nas::test::tiny_search_config(3);
   c.net.C = 2;
   c.net.layers = 1;
   c.epochs = 2;
@@ -38,7 +39,7 @@ Run search(bool graphs) {
   c.sync_every = 3;
   c.cuda_graphs = graphs;
   Searcher s(c, Device::cuda());
-  test::FixedSource train(5, 2, 1, 4, 4, 100), val(5, 2, 1, 4, 4, 200);
+  nas::test::FixedSource train(5, 2, 1, 4, 4, 100), val(5, 2, 1, 4, 4, 200);
   Run r;
   s.on_prune = [&](const PruneEvent& e) { r.events.push_back(e); };
   const cuda::stats::Snapshot before = cuda::stats::snapshot();
@@ -56,10 +57,7 @@ Run search(bool graphs) {
 }  // namespace
 
 TEST_CASE("cuda graphs: replayed search steps equal eager steps across prunes and re-plans", "[cuda-step]") {
-  if (!backend_available(DeviceType::CUDA) || cuda::device_count() == 0) {
-    WARN("no CUDA device: skipped");
-    return;
-  }
+  ASAP_SKIP_WITHOUT_CUDA();
   const Run eager = search(false), graphed = search(true);
   REQUIRE(eager.events.size() > 5);  // the cold start prunes during the first epoch
   REQUIRE(graphed.events.size() == eager.events.size());
@@ -110,7 +108,7 @@ TrainRun train(bool graphs) {
   c.sync_every = 2;
   c.cuda_graphs = graphs;
   EvalTrainer tr(*named_genotype("DARTS_V2"), c, Device::cuda());
-  test::FixedSource data(5, 4, 1, 4, 4, 300);
+  nas::test::FixedSource data(5, 4, 1, 4, 4, 300);
   TrainRun r;
   const cuda::stats::Snapshot before = cuda::stats::snapshot();
   while (!tr.finished()) r.epochs.push_back(tr.run_epoch(data.source()));
@@ -124,10 +122,7 @@ TrainRun train(bool graphs) {
 }  // namespace
 
 TEST_CASE("cuda graphs: replayed train steps equal eager steps, with drop-path drawn on the device", "[cuda-step]") {
-  if (!backend_available(DeviceType::CUDA) || cuda::device_count() == 0) {
-    WARN("no CUDA device: skipped");
-    return;
-  }
+  ASAP_SKIP_WITHOUT_CUDA();
   const TrainRun eager = train(false), graphed = train(true);
   REQUIRE(graphed.epochs.size() == eager.epochs.size());
   for (size_t i = 0; i < eager.epochs.size(); ++i) {

@@ -23,6 +23,7 @@
 #include "engine/optim/sgd.h"
 #include "engine/storage.h"
 #include "kernels/cuda/device.h"
+#include "tests/cuda/test_cuda_util.h"
 #include "tests/test_util.h"
 
 #if defined(ASAP_WITH_CUDA)
@@ -32,38 +33,14 @@
 namespace {
 
 using namespace asap;
+using asap::test::rel_l2;
+using asap::test::cuda_ready;
 using asap::test::random_tensor;
-
-bool cuda_ready() { return backend_available(DeviceType::CUDA) && cuda::device_count() > 0; }
-
-#if defined(ASAP_CUDA_EMU)
-#define ASAP_SKIP_WITHOUT_CUDA() REQUIRE(cuda_ready())
-#else
-#define ASAP_SKIP_WITHOUT_CUDA()       \
-  do {                                 \
-    if (!cuda_ready()) {               \
-      WARN("SKIPPED: no CUDA device"); \
-      return;                          \
-    }                                  \
-  } while (0)
-#endif
 
 Device g_dev = Device::cuda();
 Tensor on_dev(const Tensor& t) { return g_dev.is_cuda() ? t.to(g_dev) : t.clone(); }
 Tensor rnd(const Shape& s, uint64_t seed, double lo = -1.0, double hi = 1.0) {
   return random_tensor(s, seed, DType::F32, lo, hi);
-}
-
-double rel_l2(const Tensor& got, const Tensor& ref) {
-  const std::vector<double> a = got.to_vector_f64(), b = ref.to_vector_f64();
-  REQUIRE(a.size() == b.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (!std::isfinite(a[i])) return INFINITY;
-    num += (a[i] - b[i]) * (a[i] - b[i]);
-    den += b[i] * b[i];
-  }
-  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
 }
 
 // Counts launches / syncs / h2d bytes on the device under test (zeros on the CPU).

@@ -24,44 +24,19 @@
 #include "engine/storage.h"
 #include "kernels/cuda/stats.h"
 #include "kernels/cuda/device.h"
+#include "tests/cuda/test_cuda_util.h"
 #include "tests/test_util.h"
 
 namespace {
 
 using namespace asap;
+using asap::test::rel_l2;
+using asap::test::cuda_ready;
 using asap::test::random_tensor;
 using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 
-bool cuda_ready() { return backend_available(DeviceType::CUDA) && cuda::device_count() > 0; }
-
-// The emulation build always has its device: a skip there would hide every CUDA test.
-#if defined(ASAP_CUDA_EMU)
-#define ASAP_SKIP_WITHOUT_CUDA() REQUIRE(cuda_ready())
-#else
-#define ASAP_SKIP_WITHOUT_CUDA()              \
-  do {                                        \
-    if (!cuda_ready()) {                      \
-      WARN("SKIPPED: no CUDA device");        \
-      return;                                 \
-    }                                         \
-  } while (0)
-#endif
-
 Tensor rnd(const Shape& s, uint64_t seed, double lo = -1.0, double hi = 1.0) {
   return random_tensor(s, seed, DType::F32, lo, hi);
-}
-
-double rel_l2(const Tensor& got, const Tensor& ref) {
-  const std::vector<double> a = got.to_vector_f64(), b = ref.to_vector_f64();
-  REQUIRE(a.size() == b.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (!std::isfinite(a[i])) return INFINITY;  // NaN never passes
-    num += (a[i] - b[i]) * (a[i] - b[i]);
-    den += b[i] * b[i];
-  }
-  if (den == 0) return std::sqrt(num);
-  return std::sqrt(num / den);
 }
 
 // The device a case body runs against: set by ASAP_DEVICE_CASE before the body runs.

@@ -25,26 +25,15 @@
 #include "kernels/cuda/stats.h"
 #include "kernels/cuda_emu/emulator.h"
 #endif
+#include "tests/cuda/test_cuda_util.h"
 
 using namespace asap;
+using asap::test::rel_l2;
+using asap::test::cuda_ready;
 using namespace asap::nas;
 using namespace asap::nas::test;
 
 namespace {
-
-bool cuda_ready() { return backend_available(DeviceType::CUDA) && cuda::device_count() > 0; }
-
-double rel_l2(const Tensor& got, const Tensor& ref) {
-  const std::vector<double> a = got.to_vector_f64(), b = ref.to_vector_f64();
-  REQUIRE(a.size() == b.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (!std::isfinite(a[i])) return INFINITY;
-    num += (a[i] - b[i]) * (a[i] - b[i]);
-    den += b[i] * b[i];
-  }
-  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
-}
 
 // ||got - ref|| / max(||ref||, floor * sqrt(n)).
 double rel_l2_floor(const Tensor& got, const Tensor& ref, double floor) {
@@ -97,13 +86,7 @@ int op_index(const SearchNetwork& net, const std::string& name) {
 
 TEST_CASE("cuda search step: forward, backward, SGD and Adam steps, a prune and re-plan equal the CPU",
           "[cuda-step]") {
-#if defined(ASAP_CUDA_EMU)
-  REQUIRE(cuda_ready());  // the emulation build always has its device
-#endif
-  if (!cuda_ready()) {
-    WARN("SKIPPED: no CUDA device");
-    return;
-  }
+  ASAP_SKIP_WITHOUT_CUDA();
   SearchConfig cfg = tiny_search_config(5);
   Searcher cpu(cfg), gpu(cfg, Device::cuda());
   check_state(gpu, cpu, 1e-6, 1e-6);  // same Philox initialisation on both devices
