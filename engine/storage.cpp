@@ -11,6 +11,10 @@
 #include <unordered_map>
 #include <vector>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "engine/error.h"
 
 namespace asap {
@@ -121,6 +125,12 @@ size_t cpu_trim_cache(int) {
     }
   }
   c.cached -= freed;
+#if defined(__GLIBC__)
+  // glibc keeps what free() returns in its heap: after the first large free it raises its mmap
+  // threshold, so later large blocks come from the heap and never go back to the OS. Without
+  // this the resident set stayed at the dense plan's size for the whole search.
+  if (freed > 0) malloc_trim(0);
+#endif
   return freed;
 }
 
