@@ -164,6 +164,9 @@ assert abs(sw["test_accuracy"]["mean"] - statistics.mean(accs)) < 1e-12, (sw, ac
 assert abs(sw["test_accuracy"]["std"] - statistics.stdev(accs)) < 1e-12, (sw, accs)  # sample std
 assert 1 <= sw["distinct_genotypes"] <= 3
 assert all(run["search_epochs"] for run in r["runs"]), "per-run sparsity/epoch-time series"
+for run in r["runs"]:  # each run's own figures, as in its summary.json
+    own = json.load(open(f"{run['dir']}/summary.json"))
+    assert run["train_seconds"] == own["train_seconds"] and run["genotype"] == own["genotype"], (run, own)
 md = open(f"{t}/rep/report.md").read()
 assert "| group | runs | test accuracy (mean ± std) |" in md and f"| {t}/sw | 3 |" in md, md
 csv = open(f"{t}/rep/report.csv").read().splitlines()

@@ -194,6 +194,7 @@ nlohmann::json report_json(const std::vector<RunGroup>& groups) {
       rj["test_accuracy"] = r->test_accuracy ? nlohmann::json(*r->test_accuracy) : nlohmann::json(nullptr);
       rj["parameters"] = r->parameters ? nlohmann::json(*r->parameters) : nlohmann::json(nullptr);
       rj["search_seconds"] = r->search_seconds ? nlohmann::json(*r->search_seconds) : nlohmann::json(nullptr);
+      rj["train_seconds"] = r->train_seconds ? nlohmann::json(*r->train_seconds) : nlohmann::json(nullptr);
       rj["fallback_genes"] = r->fallback_genes ? nlohmann::json(*r->fallback_genes) : nlohmann::json(nullptr);
       rj["genotype"] = r->genotype;
       nlohmann::json ep = nlohmann::json::array();
