@@ -1,5 +1,7 @@
 #include "engine/kernel_table.h"
 
+#include "kernels/cpu/isa.h"
+
 namespace asap {
 
 KernelTable& kernel_table_mut(DeviceType t) {
@@ -7,6 +9,9 @@ KernelTable& kernel_table_mut(DeviceType t) {
   return tables[static_cast<int>(t)];
 }
 
-const KernelTable& kernels(DeviceType t) { return kernel_table_mut(t); }
+// The CPU table is the baseline overlaid with the chosen instruction set's variants (kernels/cpu/isa.h).
+const KernelTable& kernels(DeviceType t) {
+  return t == DeviceType::CPU ? cpu::cpu_kernels() : kernel_table_mut(t);
+}
 
 }  // namespace asap

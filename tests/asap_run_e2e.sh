@@ -45,6 +45,7 @@ run = sys.argv[1]
 s = json.load(open(f"{run}/summary.json"))
 assert 0.0 <= s["test_accuracy"] <= 1.0, s
 assert s["parameters"] > 0 and s["search_seconds"] > 0 and s["train_seconds"] > 0, s
+assert s["cpu_isa"] in ("sse2", "avx2", "avx512"), s  # the CPU kernels' instruction set (kernels/cpu/isa.h)
 lines = [json.loads(l) for l in open(f"{run}/metrics.jsonl")]
 search = [l for l in lines if l["stage"] == "search"]
 train = [l for l in lines if l["stage"] == "train"]
@@ -84,6 +85,8 @@ expect 2 "YAML syntax error" -- "$ASAP_RUN" "$T/syntax.yaml"
 expect 2 "key 'search.epochs' (from --set)" -- "$ASAP_RUN" "$T/tiny.yaml" --set search.epochs=zero
 expect 2 "unknown option '--bogus'" -- "$ASAP_RUN" "$T/tiny.yaml" --bogus
 expect 2 "a CONFIG file is required" -- "$ASAP_RUN"
+expect 2 "ASAP_CPU_ISA=avx9: unknown instruction set" -- env ASAP_CPU_ISA=avx9 "$ASAP_RUN" "$T/tiny.yaml" --out "$T/isa"
+[ ! -e "$T/isa" ] || fail "a refused ASAP_CPU_ISA created the run folder"
 expect 3 "already holds a run" -- "$ASAP_RUN" "$T/tiny.yaml" --out "$T/run1"
 expect 3 "cifar" -- "$ASAP_RUN" "$T/tiny.yaml" --out "$T/run3" --set data.dataset=cifar10 --set data.root="$T/nowhere"
 expect 3 "no such run folder" -- "$ASAP_RUN" --resume "$T/missing"

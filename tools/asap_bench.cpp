@@ -19,6 +19,7 @@
 #include "engine/error.h"
 #include "engine/rng.h"
 #include "engine/storage.h"
+#include "kernels/cpu/isa.h"
 #include "nas/eval_train.h"
 #include "nas/search.h"
 
@@ -163,6 +164,7 @@ nlohmann::json step_json(const Args& a, Device dev, double ms) {
   nlohmann::json j;
   j["engine"] = "asap";
   j["device"] = dev.str();
+  j["cpu_isa"] = cpu::cpu_isa_name(cpu::active_cpu_isa());  // ASAP_CPU_ISA forces one (kernels/cpu/isa.h)
   j["C"] = a.C;
   j["layers"] = a.layers;
   j["batch"] = a.batch;

@@ -13,6 +13,7 @@
 #include "data/split.h"
 #include "engine/error.h"
 #include "engine/io/process.h"
+#include "kernels/cpu/isa.h"
 #include "tools/interrupt.h"
 #include "tools/config.h"
 #include "tools/run_files.h"
@@ -174,7 +175,18 @@ ResumeState verify_resume(const run::RunConfig& cfg, const Args& a, const std::s
   return r;
 }
 
+// The CPU kernels' instruction set (kernels/cpu/isa.h): a bad ASAP_CPU_ISA is refused like a bad
+// flag, before any work.
+const char* checked_cpu_isa() {
+  try {
+    return cpu::cpu_isa_name(cpu::active_cpu_isa());
+  } catch (const Error& e) {
+    throw ConfigError(e.what());
+  }
+}
+
 int run_main(const Args& a, std::string& out_dir) {
+  const char* cpu_isa = checked_cpu_isa();
   const bool resume = !a.resume.empty();
   if (resume && !fs::is_directory(a.resume)) throw IoError("--resume " + a.resume + ": no such run folder");
   run::RunConfig cfg = resume ? resume_config(a) : run::load_config(a.config, a.sets);
@@ -216,9 +228,10 @@ int run_main(const Args& a, std::string& out_dir) {
 
   run::apply_threads(cfg.run.threads);
   const Device dev = run::resolve_device(cfg.run.device);
-  std::printf("asap_run: %s -> %s on %s\n", cfg_path.c_str(), out.c_str(), dev.str().c_str());
+  std::printf("asap_run: %s -> %s on %s (CPU kernels: %s)\n", cfg_path.c_str(), out.c_str(), dev.str().c_str(),
+              cpu_isa);
 
-  nlohmann::json summary = {{"config", cfg_path}, {"device", dev.str()}, {"seed", cfg.run.seed}};
+  nlohmann::json summary = {{"config", cfg_path}, {"device", dev.str()}, {"cpu_isa", cpu_isa}, {"seed", cfg.run.seed}};
   const std::string summary_path = path_in(out, "summary.json");
   if (resume && run::file_exists(summary_path)) {
     nlohmann::json old = nlohmann::json::parse(run::read_file(summary_path), nullptr, false);

@@ -7,8 +7,10 @@
 #include "engine/error.h"
 #include "engine/kernel_table.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/isa_target.h"
 
 namespace asap {
+ASAP_CPU_TARGET_BEGIN  // kernels/cpu/isa_target.h: this file has AVX2 and AVX-512 variants
 namespace {
 
 using cpu::parallel_for;
@@ -203,6 +205,7 @@ void bn_bwd_train_cpu(const Tensor& x, const Tensor& dy, const Tensor& gamma,
 }
 
 }  // namespace
+ASAP_CPU_TARGET_END
 
 ASAP_REGISTER_KERNEL(CPU, bn_fwd_train, bn_fwd_train_cpu);
 ASAP_REGISTER_KERNEL(CPU, bn_fwd_eval, bn_fwd_eval_cpu);

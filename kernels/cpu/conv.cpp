@@ -10,8 +10,10 @@
 
 #include "kernels/cpu/conv_common.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/isa_target.h"
 
 namespace asap::cpu {
+ASAP_CPU_TARGET_BEGIN  // kernels/cpu/isa_target.h: this file has AVX2 and AVX-512 variants
 namespace {
 
 bool is_depthwise(const ConvGeom& g) { return g.g > 1 && g.g == g.C && g.O == g.C; }
@@ -321,6 +323,7 @@ void conv2d_bwd_weight_cpu(const Tensor& x, const Tensor& dy, Tensor& dw, const 
 }
 
 }  // namespace
+ASAP_CPU_TARGET_END
 
 ASAP_REGISTER_KERNEL(CPU, conv2d_fwd, conv2d_fwd_cpu);
 ASAP_REGISTER_KERNEL(CPU, conv2d_bwd_data, conv2d_bwd_data_cpu);

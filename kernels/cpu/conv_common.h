@@ -12,6 +12,7 @@
 #include "engine/error.h"
 #include "engine/kernel_table.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/isa_target.h"
 
 namespace asap::cpu {
 
@@ -58,6 +59,12 @@ inline void blas_gemm(bool ta, bool tb, int m, int n, int k, double alpha, const
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
               alpha, a, lda, b, ldb, beta, c, ldc);
 }
+
+// From here on: compiled for the including file's instruction set, in its own inline namespace
+// (kernels/cpu/isa_target.h), so the AVX2 and AVX-512 copies of these inline functions never
+// stand in for the baseline's. The scratch buffers above are shared by all variants.
+ASAP_CPU_TARGET_BEGIN
+ASAP_CPU_VARIANT_NS_BEGIN
 
 // Row-major C[m,n] = alpha op(A) op(B) + beta C, split so that every BLAS call has
 // m*n*k <= 2^18. OpenBLAS (pthread build) runs such calls on the calling thread, so this can be
@@ -340,4 +347,6 @@ inline void reduce_partials(const T* part, int n, int64_t len, T* out) {
   });
 }
 
+ASAP_CPU_VARIANT_NS_END
+ASAP_CPU_TARGET_END
 }  // namespace asap::cpu

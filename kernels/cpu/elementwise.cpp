@@ -4,8 +4,10 @@
 #include "engine/kernel_table.h"
 #include "kernels/cpu/cpu_dispatch.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/isa_target.h"
 
 namespace asap::cpu {
+ASAP_CPU_TARGET_BEGIN  // kernels/cpu/isa_target.h: this file has AVX2 and AVX-512 variants
 namespace {
 
 template <typename T>
@@ -34,7 +36,7 @@ void copy_strided_t(const Tensor& src, Tensor& dst) {
   const int nd = s.ndim();
   const T* sp = src.data<T>();
   T* dp = dst.data<T>();
-  if (nd == 0) {
+  if (nd <= 0) {  // "<": GCC's range analysis otherwise warns about s[nd - 1] (-Warray-bounds)
     dp[0] = sp[0];
     return;
   }
@@ -164,6 +166,7 @@ void scale_per_sample(const Tensor& x, const Tensor& s, Tensor& y) {
 }
 
 }  // namespace
+ASAP_CPU_TARGET_END
 
 ASAP_REGISTER_KERNEL(CPU, fill, fill);
 ASAP_REGISTER_KERNEL(CPU, copy_strided, copy_strided);

@@ -10,8 +10,10 @@
 #include "engine/error.h"
 #include "engine/kernel_table.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/isa_target.h"
 
 namespace asap {
+ASAP_CPU_TARGET_BEGIN  // kernels/cpu/isa_target.h: this file has AVX2 and AVX-512 variants
 namespace {
 
 using cpu::parallel_for;
@@ -151,6 +153,7 @@ void wsum_bwd_cpu(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& 
 }
 
 }  // namespace
+ASAP_CPU_TARGET_END
 
 ASAP_REGISTER_KERNEL(CPU, wsum_fwd, wsum_fwd_cpu);
 ASAP_REGISTER_KERNEL(CPU, wsum_bwd, wsum_bwd_cpu);

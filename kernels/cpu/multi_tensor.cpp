@@ -8,8 +8,10 @@
 
 #include "engine/error.h"
 #include "engine/kernel_table.h"
+#include "kernels/cpu/isa_target.h"
 
 namespace asap {
+ASAP_CPU_TARGET_BEGIN  // kernels/cpu/isa_target.h: this file has AVX2 and AVX-512 variants
 namespace {
 
 void check_xs(const std::vector<Tensor>& xs, const char* op) {
@@ -97,6 +99,7 @@ void accumulate_n_cpu(Tensor& y, const std::vector<Tensor>& xs) {
 }
 
 }  // namespace
+ASAP_CPU_TARGET_END
 
 ASAP_REGISTER_KERNEL(CPU, accumulate_n, accumulate_n_cpu);
 ASAP_REGISTER_KERNEL(CPU, multi_l2_norm, multi_l2_norm_cpu);

@@ -10,8 +10,10 @@
 
 #include "engine/error.h"
 #include "engine/kernel_table.h"
+#include "kernels/cpu/isa_target.h"
 
 namespace asap {
+ASAP_CPU_TARGET_BEGIN  // kernels/cpu/isa_target.h: this file has AVX2 and AVX-512 variants
 namespace {
 
 constexpr int64_t kChunk = int64_t{1} << 14;         // elements per work item
@@ -192,6 +194,7 @@ void optim_step_advance_cpu(Tensor& scalars, const Tensor& gate) {
 }
 
 }  // namespace
+ASAP_CPU_TARGET_END
 
 ASAP_REGISTER_KERNEL(CPU, optim_scalar_set, optim_scalar_set_cpu);
 ASAP_REGISTER_KERNEL(CPU, optim_step_advance, optim_step_advance_cpu);

@@ -11,8 +11,10 @@
 #include "engine/error.h"
 #include "engine/kernel_table.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/isa_target.h"
 
 namespace asap {
+ASAP_CPU_TARGET_BEGIN  // kernels/cpu/isa_target.h: this file has AVX2 and AVX-512 variants
 namespace {
 
 using cpu::parallel_for;
@@ -303,6 +305,7 @@ void gap_bwd_cpu(const Tensor& dy, Tensor& dx) {
 }
 
 }  // namespace
+ASAP_CPU_TARGET_END
 
 ASAP_REGISTER_KERNEL(CPU, maxpool_fwd, maxpool_fwd_cpu);
 ASAP_REGISTER_KERNEL(CPU, maxpool_bwd, maxpool_bwd_cpu);

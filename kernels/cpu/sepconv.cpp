@@ -7,8 +7,10 @@
 // unfused paths agree to the last bit (tests check up to rounding).
 #include "kernels/cpu/conv_common.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/isa_target.h"
 
 namespace asap::cpu {
+ASAP_CPU_TARGET_BEGIN  // kernels/cpu/isa_target.h: this file has AVX2 and AVX-512 variants
 namespace {
 
 struct SepGeom {
@@ -144,6 +146,7 @@ void sepblock_bwd_cpu(const Tensor& x, const Tensor& wd, const Tensor& wp, const
 }
 
 }  // namespace
+ASAP_CPU_TARGET_END
 
 ASAP_REGISTER_KERNEL(CPU, sepblock_fwd, sepblock_fwd_cpu);
 ASAP_REGISTER_KERNEL(CPU, sepblock_bwd, sepblock_bwd_cpu);
