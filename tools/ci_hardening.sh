@@ -35,7 +35,7 @@ if [ "$WHAT" = all ] || [ "$WHAT" = asan ]; then
   echo "== sanitizer build (ASan + UBSan, build-asan) =="
   t0=$(date +%s)
   # -O1: sanitizer reports stay precise and the suite stays fast enough; asserts stay on.
-  cmake -S . -B build-asan -G Ninja -DASAP_CUDA=OFF -DASAP_SANITIZE=ON -DASAP_BUILD_BENCHMARKS=OFF \
+  cmake -S . -B build-asan -G Ninja -DASAP_CUDA=OFF -DASAP_SANITIZE=ON -DASAP_BUILD_BENCHMARKS=OFF -DASAP_CPU_ISA_VARIANTS=OFF \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" >/dev/null
   ninja -C build-asan -j"$JOBS"
   echo "sanitizer build: $(since "$t0") s"
