@@ -95,10 +95,20 @@ std::vector<CpuIsa> usable_cpu_isas() {
   return out;
 }
 
+// AVX2 where the CPU has it, even on an AVX-512 CPU: measured side by side on a 2-core AVX-512 Xeon
+// (docs/results.md, 2026-12-01), the AVX-512 kernels were no faster than the AVX2 ones and 8 %
+// slower on the train step (512-bit code lowers the clock; these kernels are memory bound).
+CpuIsa auto_cpu_isa() {
+  const std::vector<CpuIsa> u = usable_cpu_isas();
+  for (CpuIsa i : u)
+    if (i == CpuIsa::AVX2) return i;
+  return u.back();
+}
+
 CpuIsa requested_cpu_isa() {
   const char* env = std::getenv("ASAP_CPU_ISA");
   const std::string want = env ? env : "";
-  if (want.empty() || want == "auto") return usable_cpu_isas().back();
+  if (want.empty() || want == "auto") return auto_cpu_isa();
   for (int i = 0; i < kCpuIsaCount; ++i)
     if (want == cpu_isa_name(CpuIsa(i))) {
       check_usable(CpuIsa(i), "ASAP_CPU_ISA=");

@@ -1,8 +1,8 @@
 // Runtime instruction-set dispatch for the CPU kernels. The hot kernel files are compiled three
 // times (kernels/cpu/isa_target.h): for the x86-64 baseline (SSE2, runs anywhere), for AVX2+FMA
-// and for AVX-512. At the first use of the CPU kernel table the widest set that this CPU and its
-// OS support is chosen once, or the one ASAP_CPU_ISA names (sse2|avx2|avx512; auto or unset =
-// the widest). Kernels without a variant keep their baseline entry. Results differ between sets
+// and for AVX-512. At the first use of the CPU kernel table a set this CPU and its OS support is
+// chosen once: the one ASAP_CPU_ISA names (sse2|avx2|avx512), or for auto / unset AVX2 when
+// usable (AVX-512 measured no faster), else the baseline. Kernels without a variant keep their baseline entry. Results differ between sets
 // only by rounding (FMA, vector-width reduction order); a run and its resume on one machine use
 // the same set, so they still agree bit for bit.
 #pragma once
@@ -20,7 +20,8 @@ const char* cpu_isa_name(CpuIsa isa);  // "sse2", "avx2", "avx512"
 bool cpu_supports(CpuIsa isa);         // cpuid, with the OS's register-state support
 bool cpu_isa_compiled(CpuIsa isa);     // this build has that variant (SSE2 always)
 std::vector<CpuIsa> usable_cpu_isas(); // supported and compiled, narrowest first
-// The set ASAP_CPU_ISA asks for, or the widest usable one; throws asap::Error naming the value
+CpuIsa auto_cpu_isa();     // what `auto` picks: AVX2 when usable (faster than AVX-512 here), else the widest
+// The set ASAP_CPU_ISA asks for, or auto_cpu_isa(); throws asap::Error naming the value
 // when it is unknown, not compiled into this build or not supported by this CPU.
 CpuIsa requested_cpu_isa();
 CpuIsa active_cpu_isa();  // the set the kernel table uses (chooses it on first call)
