@@ -63,13 +63,16 @@ def main(path):
         arms.setdefault(arm, {})[cell] = rs
     print("| arm | cells | trainings | test accuracy (mean ± std over all trainings) | per-cell means | parameters | train seconds |")
     print("|---|---|---|---|---|---|---|")
-    for arm in sorted(arms):
+    labels = {"asap": "ASAP search (ours)", "random": "random cells", "ASAP": "ASAP (published cell)",
+              "DARTS_V2": "DARTS_V2 (published cell)", "constant-T": "ablation: constant T",
+              "no-pruning": "ablation: no pruning (first-order DARTS)"}
+    for arm in sorted(arms, key=lambda a: list(labels).index(a) if a in labels else len(labels)):
         cells = arms[arm]
         accs = [r["test_accuracy"] for rs in cells.values() for r in rs]
         per_cell = [statistics.mean([r["test_accuracy"] for r in rs]) for rs in cells.values()]
         params = sorted({r.get("parameters") for rs in cells.values() for r in rs})
         tsecs = [r.get("train_seconds") for rs in cells.values() for r in rs]
-        print(f"| {arm} | {len(cells)} | {len(accs)} | {mean_std(accs)} | "
+        print(f"| {labels.get(arm, arm)} | {len(cells)} | {len(accs)} | {mean_std(accs)} | "
               f"{', '.join(f'{a:.4f}' for a in sorted(per_cell))} | "
               f"{', '.join(str(p) for p in params)} | {mean_std(tsecs, 0)} |")
 
