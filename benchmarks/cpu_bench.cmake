@@ -1,7 +1,7 @@
 # CPU kernel benchmarks (Google Benchmark from Debian's libbenchmark-dev).
 find_package(benchmark QUIET)
 if(benchmark_FOUND)
-  foreach(b cpu_conv_bench cpu_kernel_bench)
+  foreach(b cpu_conv_bench cpu_kernel_bench cpu_op_overhead_bench)
     add_executable(${b} ${CMAKE_CURRENT_LIST_DIR}/${b}.cpp)
     target_link_libraries(${b} PRIVATE asap_engine benchmark::benchmark)
   endforeach()
