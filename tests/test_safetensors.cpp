@@ -58,7 +58,7 @@ std::vector<int32_t> int_values(const Tensor& t) {
 }
 
 // The repository root, from this file's path (CMake passes absolute source paths).
-std::string repo_root() { return fs::path(__FILE__).parent_path().parent_path().string(); }
+std::string repo_root() { return ASAP_SOURCE_DIR; }  // set by tests/CMakeLists.txt
 
 }  // namespace
 

@@ -12,7 +12,7 @@ using asap::run::RunConfig;
 
 namespace {
 
-fs::path configs_dir() { return fs::path(__FILE__).parent_path().parent_path() / "configs"; }
+fs::path configs_dir() { return fs::path(ASAP_SOURCE_DIR) / "configs"; }  // set by tests/CMakeLists.txt
 
 // The search recipe of DARTS (Liu et al. 2019, section A.1.1) that ASAP (Noy et al. 2020) keeps.
 void check_paper_search(const RunConfig& c) {
