@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -21,6 +22,7 @@
 #include "data/read_bytes.h"
 #include "data/split.h"
 #include "engine/error.h"
+#include "temp_dir.h"
 
 using namespace asap;
 using namespace asap::data;
@@ -29,12 +31,6 @@ namespace {
 
 using Bytes = std::vector<uint8_t>;
 
-std::string make_temp_dir() {
-  char tmpl[] = "/tmp/asap_data_test_XXXXXX";
-  const char* d = mkdtemp(tmpl);
-  REQUIRE(d != nullptr);
-  return d;
-}
 
 void write_raw(const std::string& path, const Bytes& b) {
   std::ofstream f(path, std::ios::binary);
@@ -127,7 +123,8 @@ void require_same(const Batch& a, const Batch& b) {
 }  // namespace
 
 TEST_CASE("IDX reader reads gzip and raw files", "[data]") {
-  const std::string dir = make_temp_dir();
+  const test::TempDir tmp("asap_data_test");
+  const std::string dir = tmp.path();
   write_gz(dir + "/train-images-idx3-ubyte.gz", idx_images(12, 4, 3));
   write_gz(dir + "/train-labels-idx1-ubyte.gz", idx_labels(12));
   write_raw(dir + "/t10k-images-idx3-ubyte", idx_images(5, 4, 3));
@@ -146,7 +143,8 @@ TEST_CASE("IDX reader reads gzip and raw files", "[data]") {
 }
 
 TEST_CASE("IDX reader rejects malformed files with a message naming the problem", "[data]") {
-  const std::string dir = make_temp_dir();
+  const test::TempDir tmp("asap_data_test");
+  const std::string dir = tmp.path();
   auto images_err = [&](const Bytes& b) {
     write_raw(dir + "/img", b);
     return error_of([&] { load_idx(dir + "/img", dir + "/lab"); });
@@ -176,7 +174,8 @@ TEST_CASE("IDX reader rejects malformed files with a message naming the problem"
 }
 
 TEST_CASE("a truncated gzip stream is an IoError", "[data]") {
-  const std::string dir = make_temp_dir();
+  const test::TempDir tmp("asap_data_test");
+  const std::string dir = tmp.path();
   write_gz(dir + "/x.gz", idx_images(50, 8, 8));
   Bytes gz = read_file_bytes(dir + "/x.gz");  // sanity: reads back whole
   REQUIRE(gz.size() == 16u + 50u * 64u);
@@ -189,9 +188,11 @@ TEST_CASE("a truncated gzip stream is an IoError", "[data]") {
 }
 
 TEST_CASE("CIFAR-10 and CIFAR-100 binary readers", "[data]") {
-  const std::string dir = make_temp_dir();
+  const test::TempDir tmp("asap_data_test");
+  const std::string dir = tmp.path();
   const std::string c10 = dir + "/c10/cifar-10-batches-bin";  // the tarball's own subfolder
-  REQUIRE(std::system(("mkdir -p " + c10 + " " + dir + "/c100").c_str()) == 0);
+  std::filesystem::create_directories(c10);
+  std::filesystem::create_directories(dir + "/c100");
   for (int i = 1; i <= 5; ++i)
     write_raw(c10 + "/data_batch_" + std::to_string(i) + ".bin", cifar_records({{uint8_t(i)}, {uint8_t(9)}}));
   write_raw(c10 + "/test_batch.bin", cifar_records({{3}, {4}, {5}}));
@@ -222,7 +223,8 @@ TEST_CASE("CIFAR-10 and CIFAR-100 binary readers", "[data]") {
 }
 
 TEST_CASE("a missing data set says how to get it", "[data]") {
-  const std::string dir = make_temp_dir();
+  const test::TempDir tmp("asap_data_test");
+  const std::string dir = tmp.path();
   CHECK_THAT(error_of([&] { load_dataset("fashion_mnist", dir, "test"); }),
              Catch::Contains("apt-get install dataset-fashion-mnist"));
   const std::string c10 = error_of([&] { load_dataset("cifar10", dir, "train"); });

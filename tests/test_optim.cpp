@@ -15,6 +15,7 @@
 #include "engine/optim/lr_schedule.h"
 #include "engine/optim/sgd.h"
 #include "engine/tensor.h"
+#include "temp_dir.h"
 
 using namespace asap;
 
@@ -66,12 +67,6 @@ std::vector<double> adam_reference(int steps, double lr, double b1, double b2, d
 }
 
 std::vector<double> grads_for(int s) { return {grad_at(s, 0), grad_at(s, 1), grad_at(s, 2)}; }
-
-std::string temp_dir() {
-  char tmpl[] = "/tmp/asap_optim_XXXXXX";
-  REQUIRE(mkdtemp(tmpl) != nullptr);
-  return tmpl;
-}
 
 }  // namespace
 
@@ -199,7 +194,8 @@ TEST_CASE("clip_grad_norm scales by max_norm / (total + 1e-6) above the limit", 
 }
 
 TEST_CASE("optimizer state export/import through safetensors resumes identically", "[optim]") {
-  const std::string dir = temp_dir();
+  const test::TempDir tmp("asap_optim");  // removed even when a check fails
+  const std::string dir = tmp.path();
   for (int kind = 0; kind < 2; ++kind) {
     auto make = [&](Tensor p, Tensor q) -> std::unique_ptr<Optimizer> {
       if (kind == 0) return std::make_unique<SGD>(std::vector<Tensor>{p, q}, 0.1, 0.9, 3e-4, false,
@@ -238,7 +234,6 @@ TEST_CASE("optimizer state export/import through safetensors resumes identically
     b->import_state({{"other.m.w1", Tensor::zeros({3})}});
     CHECK(b->state_bytes() == 0);
   }
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("release_state frees a pruned parameter and its state", "[optim]") {

@@ -17,24 +17,14 @@
 #include "engine/error.h"
 #include "engine/io/safetensors.h"
 #include "engine/tensor.h"
+#include "temp_dir.h"
 
 using namespace asap;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/asap_st_XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using test::TempDir;
 
 // Writes u64 header length (default: the JSON's size), the JSON and `data` raw bytes.
 void write_raw(const std::string& file, const std::string& header, size_t data_bytes,
@@ -64,7 +54,7 @@ std::string repo_root() { return ASAP_SOURCE_DIR; }  // set by tests/CMakeLists.
 
 TEST_CASE("safetensors round trip keeps dtypes, shapes, values, order and metadata", "[safetensors]") {
   TempDir dir;
-  const std::string file = dir.path + "/ckpt.safetensors";
+  const std::string file = dir.path() + "/ckpt.safetensors";
   Tensor f32 = Tensor::from_vector(std::vector<float>{0.1f, -2.5f, 3.0f, 1e-30f, 7.0f, -0.0f}, Shape{2, 3});
   Tensor f64 = Tensor::from_vector(std::vector<double>{0.1, 1.0 / 3.0, -1e300}, Shape{3});
   Tensor i32 = int_tensor({-7, 0, 2147483647});
@@ -114,7 +104,7 @@ TEST_CASE("safetensors round trip keeps dtypes, shapes, values, order and metada
   CHECK(load_safetensors(file).tensors.size() == 1);
   CHECK(load_safetensors(file).metadata.empty());
   size_t entries = 0;
-  for (const auto& e : fs::directory_iterator(dir.path)) {
+  for (const auto& e : fs::directory_iterator(dir.path())) {
     INFO(e.path().string());
     CHECK(e.path().filename() == "ckpt.safetensors");
     ++entries;
@@ -125,17 +115,17 @@ TEST_CASE("safetensors round trip keeps dtypes, shapes, values, order and metada
 TEST_CASE("safetensors save rejects bad input and unwritable paths", "[safetensors]") {
   TempDir dir;
   Tensor t = Tensor::zeros(Shape{2});
-  CHECK_THROWS_AS(save_safetensors(dir.path + "/d.safetensors", NamedTensorList{{"a", t}, {"a", t}}), IoError);
-  CHECK_THROWS_AS(save_safetensors(dir.path + "/m.safetensors", NamedTensorList{{"__metadata__", t}}), IoError);
-  const std::string missing = dir.path + "/no/such/dir/x.safetensors";
+  CHECK_THROWS_AS(save_safetensors(dir.path() + "/d.safetensors", NamedTensorList{{"a", t}, {"a", t}}), IoError);
+  CHECK_THROWS_AS(save_safetensors(dir.path() + "/m.safetensors", NamedTensorList{{"__metadata__", t}}), IoError);
+  const std::string missing = dir.path() + "/no/such/dir/x.safetensors";
   try {
     save_safetensors(missing, NamedTensorList{{"a", t}});
     FAIL("no exception");
   } catch (const IoError& e) {
     CHECK_THAT(e.what(), Catch::Contains(missing));
   }
-  CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 0);
-  CHECK_THROWS_AS(load_safetensors(dir.path + "/absent.safetensors"), IoError);
+  CHECK(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()) == 0);
+  CHECK_THROWS_AS(load_safetensors(dir.path() + "/absent.safetensors"), IoError);
 }
 
 TEST_CASE("safetensors load rejects malformed files, naming the file and the problem", "[safetensors]") {
@@ -179,7 +169,7 @@ TEST_CASE("safetensors load rejects malformed files, naming the file and the pro
        "is too large"},
   };
   for (const Case& c : cases) {
-    const std::string file = dir.path + "/" + c.name + ".safetensors";
+    const std::string file = dir.path() + "/" + c.name + ".safetensors";
     if (c.len_override == -2) {
       std::ofstream(file, std::ios::binary) << "abc";
     } else {
@@ -194,7 +184,7 @@ TEST_CASE("safetensors load rejects malformed files, naming the file and the pro
     }
   }
   // The same layout done right is accepted (guards against a validator that rejects everything).
-  const std::string good = dir.path + "/good.safetensors";
+  const std::string good = dir.path() + "/good.safetensors";
   write_raw(good, "{" + ok_entry + R"(, "__metadata__": {"epoch": "3"}}    )", 8);
   CHECK(load_safetensors(good).get("a").numel() == 2);
 }
@@ -207,7 +197,7 @@ TEST_CASE("tools/read_safetensors.py reads our files", "[safetensors]") {
   const std::string script = repo_root() + "/tools/read_safetensors.py";
   REQUIRE(fs::exists(script));
   TempDir dir;
-  const std::string file = dir.path + "/py.safetensors";
+  const std::string file = dir.path() + "/py.safetensors";
   const std::vector<float> fv{0.1f, -2.5f, 3.25f, 1e-7f};
   const std::vector<double> dv{1.0 / 3.0, -1e300};
   save_safetensors(file,
