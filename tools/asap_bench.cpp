@@ -51,7 +51,7 @@ struct Args {
 const char* kUsage =
     "usage: asap_bench [--device cpu|cuda[:N]] [--C 8] [--layers 5] [--batch 32] [--hw 28] [--cin 1]\n"
     "                  [--threads 1] [--steps 5] [--sparsity 0,0.43,0.71,0.86] [--seed 0]\n"
-    "                  [--cuda-graphs on|off] [--net search|eval] [--genotype DARTS_V2]\n";
+    "                  [--cuda-graphs on|off] [--net search|eval] [--genotype DARTS_V2|Genotype(...)]\n";
 
 Args parse_args(int argc, char** argv) {
   Args a;
@@ -243,8 +243,16 @@ nlohmann::json run_level(const Args& a, Device dev, double s) {
 // the auxiliary head, backward, clip, SGD), as the train stage runs it.
 nlohmann::json run_eval(const Args& a, Device dev) {
   reset_peak(dev);
-  const std::optional<Genotype> g = named_genotype(a.genotype);
-  if (!g) throw ConfigError("--genotype: unknown name '" + a.genotype + "'");
+  // A name (DARTS_V2, random:SEED, ...) or a run's genotype.txt text, "Genotype(...)".
+  std::optional<Genotype> g = named_genotype(a.genotype);
+  if (!g && a.genotype.find("Genotype(") != std::string::npos) {
+    try {
+      g = parse_genotype(a.genotype);
+    } catch (const Error& e) {
+      throw ConfigError(std::string("--genotype: ") + e.what());
+    }
+  }
+  if (!g) throw ConfigError("--genotype: unknown name '" + a.genotype + "' (a name or Genotype(...) text)");
   TrainConfig cfg;
   cfg.net.C = a.C;
   cfg.net.layers = a.layers;

@@ -45,12 +45,11 @@ void bias_add_rows_t(const Tensor& bias, Tensor& y) {
   const T* b = bias.data<T>();
   T* Y = y.data<T>();
   const int64_t R = y.dim(0), J = y.dim(1);
-#pragma omp parallel for schedule(static) if (R * J > 65536)
-  for (int64_t r = 0; r < R; ++r) {
+  parallel_for_each(R, R * J > 65536, [&](int64_t r) {
     T* row = Y + r * J;
 #pragma omp simd
     for (int64_t j = 0; j < J; ++j) row[j] += b[j];
-  }
+  });
 }
 
 void bias_add_rows_cpu(const Tensor& bias, Tensor& y) {

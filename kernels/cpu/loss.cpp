@@ -8,6 +8,7 @@
 
 #include "engine/error.h"
 #include "engine/kernel_table.h"
+#include "kernels/cpu/parallel.h"
 
 namespace asap {
 namespace {
@@ -32,8 +33,7 @@ void softmax_fwd_impl(const Tensor& x, double inv_t, Tensor& y) {
   const int64_t R = x.dim(0), K = x.dim(1);
   const T* xp = x.data<T>();
   T* yp = y.data<T>();
-#pragma omp parallel for schedule(static) if (R * K > 65536)
-  for (int64_t r = 0; r < R; ++r) softmax_row(xp + r * K, yp + r * K, K, inv_t);
+  cpu::parallel_for_each(R, R * K > 65536, [&](int64_t r) { softmax_row(xp + r * K, yp + r * K, K, inv_t); });
 }
 
 template <typename T>
@@ -42,8 +42,7 @@ void softmax_bwd_impl(const Tensor& y, const Tensor& dy, double inv_t, Tensor& d
   const T* yp = y.data<T>();
   const T* dyp = dy.data<T>();
   T* dxp = dx.data<T>();
-#pragma omp parallel for schedule(static) if (R * K > 65536)
-  for (int64_t r = 0; r < R; ++r) {
+  cpu::parallel_for_each(R, R * K > 65536, [&](int64_t r) {
     const T* yr = yp + r * K;
     const T* dyr = dyp + r * K;
     T* dxr = dxp + r * K;
@@ -51,10 +50,10 @@ void softmax_bwd_impl(const Tensor& y, const Tensor& dy, double inv_t, Tensor& d
     for (int64_t j = 0; j < K; ++j) dot += static_cast<double>(dyr[j]) * static_cast<double>(yr[j]);
     for (int64_t j = 0; j < K; ++j)
       dxr[j] = static_cast<T>(static_cast<double>(yr[j]) * (static_cast<double>(dyr[j]) - dot) * inv_t);
-  }
+  });
 }
 
-// Labels are checked before the parallel loop: throwing inside an OpenMP region terminates.
+// Labels are checked before the parallel loop, so a bad label fails before any row is written.
 void check_labels(const Tensor& labels, int64_t N, int64_t K, const char* kernel) {
   ASAP_CHECK(labels.dtype() == DType::I32, kernel, ": labels must be int32, got ", dtype_name(labels.dtype()));
   const int32_t* lp = labels.data<int32_t>();
@@ -72,8 +71,7 @@ void xent_fwd_impl(const Tensor& logits, const Tensor& labels, Tensor& probs, Te
   T* pp = probs.data<T>();
   // Row losses are summed in row order after the loop, so the loss does not depend on threads.
   std::vector<double> row_loss(static_cast<size_t>(N));
-#pragma omp parallel for schedule(static) if (N * K > 65536)
-  for (int64_t n = 0; n < N; ++n) {
+  cpu::parallel_for_each(N, N * K > 65536, [&](int64_t n) {
     const T* xr = xp + n * K;
     T* pr = pp + n * K;
     double m = static_cast<double>(xr[0]);
@@ -83,7 +81,7 @@ void xent_fwd_impl(const Tensor& logits, const Tensor& labels, Tensor& probs, Te
     const double lse = m + std::log(s);
     for (int64_t j = 0; j < K; ++j) pr[j] = static_cast<T>(std::exp(static_cast<double>(xr[j]) - lse));
     row_loss[n] = lse - static_cast<double>(xr[lp[n]]);
-  }
+  });
   double total = 0.0;
   for (int64_t n = 0; n < N; ++n) total += row_loss[n];
   loss0d.data<T>()[0] = static_cast<T>(N > 0 ? total / static_cast<double>(N) : 0.0);
@@ -97,13 +95,12 @@ void xent_bwd_impl(const Tensor& probs, const Tensor& labels, const Tensor& dlos
   const int32_t* lp = labels.data<int32_t>();
   T* dp = dlogits.data<T>();
   const T g = static_cast<T>(static_cast<double>(dloss0d.data<T>()[0]) / static_cast<double>(N));
-#pragma omp parallel for schedule(static) if (N * K > 65536)
-  for (int64_t n = 0; n < N; ++n) {
+  cpu::parallel_for_each(N, N * K > 65536, [&](int64_t n) {
     const T* pr = pp + n * K;
     T* dr = dp + n * K;
     for (int64_t j = 0; j < K; ++j) dr[j] = pr[j] * g;
     dr[lp[n]] -= g;
-  }
+  });
 }
 
 bool is_f64(DType dt, const char* kernel) {

@@ -8,6 +8,7 @@
 
 #include "engine/error.h"
 #include "engine/kernel_table.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/cpu/isa_target.h"
 
 namespace asap {
@@ -40,9 +41,9 @@ void multi_l2_norm_cpu(const std::vector<Tensor>& xs, Tensor& out) {
   std::vector<double> part(xs.size(), 0.0);
   int64_t total = 0;
   for (const Tensor& x : xs) total += x.numel();
-#pragma omp parallel for schedule(dynamic, 4) if (total > (int64_t{1} << 16))
-  for (int64_t t = 0; t < n; ++t)
+  cpu::parallel_for_each(n, total > (int64_t{1} << 16), [&](int64_t t) {
     part[t] = xs[t].dtype() == DType::F32 ? sum_sq_of<float>(xs[t]) : sum_sq_of<double>(xs[t]);
+  });
   double s = 0;
   for (double v : part) s += v;
   out.data<double>()[0] = std::sqrt(s);
@@ -75,12 +76,13 @@ void accumulate_n_t(Tensor& y, const std::vector<Tensor>& xs) {
   std::vector<const T*> px;
   for (const Tensor& x : xs) px.push_back(x.data<T>());
   const size_t K = px.size();
-#pragma omp parallel for schedule(static) if (n * static_cast<int64_t>(K) > (int64_t{1} << 15))
-  for (int64_t i = 0; i < n; ++i) {
-    T v = py[i];
-    for (size_t k = 0; k < K; ++k) v += px[k][i];
-    py[i] = v;
-  }
+  cpu::parallel_for(n, n * static_cast<int64_t>(K) > (int64_t{1} << 15), [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      T v = py[i];
+      for (size_t k = 0; k < K; ++k) v += px[k][i];
+      py[i] = v;
+    }
+  });
 }
 
 void accumulate_n_cpu(Tensor& y, const std::vector<Tensor>& xs) {

@@ -10,6 +10,7 @@
 
 #include "engine/error.h"
 #include "engine/kernel_table.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/cpu/isa_target.h"
 
 namespace asap {
@@ -91,8 +92,7 @@ void sgd_impl(std::vector<Tensor>& params, const std::vector<Tensor>& grads,
   const T lr = static_cast<T>(a.lr), mom = static_cast<T>(a.momentum), wd = static_cast<T>(a.weight_decay);
   const bool use_buf = a.momentum != 0.0, nesterov = a.nesterov, use_wd = a.weight_decay != 0.0;
   const int64_t nc = static_cast<int64_t>(chunks.size());
-#pragma omp parallel for schedule(static) if (total >= kParallelMin)
-  for (int64_t c = 0; c < nc; ++c) {
+  cpu::parallel_for_each(nc, total >= kParallelMin, [&](int64_t c) {
     const Chunk& ch = chunks[c];
     T* p = params[ch.t].data<T>();
     const T* gr = grads[ch.t].data<T>();
@@ -107,7 +107,7 @@ void sgd_impl(std::vector<Tensor>& params, const std::vector<Tensor>& grads,
       }
       p[i] -= lr * g;
     }
-  }
+  });
 }
 
 void sgd_step_cpu(std::vector<Tensor>& params, const std::vector<Tensor>& grads,
@@ -143,8 +143,7 @@ void adam_impl(std::vector<Tensor>& params, const std::vector<Tensor>& grads, st
   const T eps = static_cast<T>(a.eps), wd = static_cast<T>(a.weight_decay);
   const bool use_wd = a.weight_decay != 0.0;
   const int64_t nc = static_cast<int64_t>(chunks.size());
-#pragma omp parallel for schedule(static) if (total >= kParallelMin)
-  for (int64_t c = 0; c < nc; ++c) {
+  cpu::parallel_for_each(nc, total >= kParallelMin, [&](int64_t c) {
     const Chunk& ch = chunks[c];
     T* p = params[ch.t].data<T>();
     const T* gr = grads[ch.t].data<T>();
@@ -159,7 +158,7 @@ void adam_impl(std::vector<Tensor>& params, const std::vector<Tensor>& grads, st
       v[i] = vi;
       p[i] -= step_size * (mi / (std::sqrt(vi) / bc2_sqrt + eps));
     }
-  }
+  });
 }
 
 void adam_step_cpu(std::vector<Tensor>& params, const std::vector<Tensor>& grads, std::vector<Tensor>& m,

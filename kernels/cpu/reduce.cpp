@@ -1,16 +1,28 @@
-// CPU reductions. Accumulate in double with a fixed per-thread partition (static schedule and a
-// fixed thread count give bit-identical results run to run).
+// CPU reductions. Accumulate in double over fixed chunks of kParallelGrain elements whose partial
+// sums are added in chunk order: the result is bit-identical for any thread count.
+#include <algorithm>
+#include <vector>
+
 #include "engine/kernel_table.h"
 #include "kernels/cpu/cpu_dispatch.h"
+#include "kernels/cpu/parallel.h"
 
 namespace asap::cpu {
 namespace {
 
 template <typename T, typename F>
 double reduce_sum(int64_t n, F term) {
+  const int64_t chunks = (n + kParallelGrain - 1) / kParallelGrain;
+  std::vector<double> part(static_cast<size_t>(std::max<int64_t>(chunks, 1)), 0.0);
+  parallel_for_each(chunks, chunks > 1, [&](int64_t c) {
+    const int64_t lo = c * kParallelGrain, hi = std::min(n, lo + kParallelGrain);
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = lo; i < hi; ++i) s += term(i);
+    part[static_cast<size_t>(c)] = s;
+  });
   double total = 0;
-#pragma omp parallel for simd reduction(+ : total) schedule(static) if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) total += term(i);
+  for (double v : part) total += v;
   return total;
 }
 
