@@ -1,6 +1,7 @@
 // Pooling: naive double references for max / avg (padding not counted) / global average pool,
 // argmax indices, and central-difference gradients in float64.
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <numeric>
 
@@ -70,6 +71,9 @@ const std::vector<Case> kCases = {
     {{1, 2, 7, 9}, 3, 1, 1},  // batch 1, odd H and W
     {{3, 3, 7, 5}, 3, 2, 1},  // stride 2 on odd sizes
     {{2, 1, 8, 6}, 3, 2, 1},  // stride 2 on even sizes
+    {{2, 3, 28, 28}, 3, 2, 1},  // reduction-cell size: long interior rows (vector loop + tails)
+    {{1, 2, 15, 17}, 3, 2, 0},  // stride 2 without padding, odd width
+    {{1, 1, 3, 4}, 3, 2, 0},    // one interior window per row
     {{3, 2, 5, 5}, 2, 2, 0},  // general k/s/p
     {{1, 3, 9, 7}, 5, 1, 2},
     {{2, 2, 6, 7}, 3, 3, 0},
@@ -107,6 +111,36 @@ TEST_CASE("max_pool2d ties go to the first element in scan order", "[pool]") {
   CHECK(a[0] == 0);      // window rows 0-1, cols 0-1
   CHECK(a[5] == 0);      // (1,1): window starts at (0,0)
   CHECK(a[15] == 2 * 4 + 2);  // (3,3): window starts at (2,2)
+}
+
+TEST_CASE("3x3 stride-2 max_pool2d: ties to the first in scan order, NaN propagates", "[pool]") {
+  for (int pad : {0, 1}) {
+    INFO("padding " << pad);
+    Tensor x = Tensor::full({1, 1, 9, 12}, 2.0, DType::F32);
+    const Pool2dParams pp{3, 2, pad};
+    const int64_t ho = (9 + 2 * pad - 3) / 2 + 1, wo = (12 + 2 * pad - 3) / 2 + 1;
+    Tensor y = Tensor::empty({1, 1, ho, wo}, DType::F32);
+    Tensor argmax = Tensor::empty(y.shape(), DType::I32);
+    kernels(DeviceType::CPU).maxpool_fwd(x, y, argmax, pp);
+    const int32_t* a = argmax.data<int32_t>();
+    for (int64_t oh = 0; oh < ho; ++oh)
+      for (int64_t ow = 0; ow < wo; ++ow) {
+        const int64_t h0 = std::max<int64_t>(2 * oh - pad, 0), w0 = std::max<int64_t>(2 * ow - pad, 0);
+        REQUIRE(a[oh * wo + ow] == h0 * 12 + w0);  // every value equal: the window's first tap
+      }
+    x.data<float>()[4 * 12 + 5] = std::nanf("");  // row 4, column 5: inside interior windows
+    x.data<float>()[4 * 12 + 6] = 7.0f;           // a larger value after it must not win
+    kernels(DeviceType::CPU).maxpool_fwd(x, y, argmax, pp);
+    for (int64_t oh = 0; oh < ho; ++oh)
+      for (int64_t ow = 0; ow < wo; ++ow) {
+        const int64_t hs = 2 * oh - pad, ws = 2 * ow - pad;
+        const bool has_nan = hs <= 4 && 4 < hs + 3 && ws <= 5 && 5 < ws + 3;
+        if (!has_nan) continue;
+        INFO("output " << oh << "," << ow);
+        CHECK(std::isnan(y.data<float>()[oh * wo + ow]));
+        CHECK(a[oh * wo + ow] == 4 * 12 + 5);
+      }
+  }
 }
 
 TEST_CASE("avg_pool2d matches the reference and does not count padding", "[pool]") {

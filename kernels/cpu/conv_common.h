@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "engine/error.h"
 #include "engine/kernel_table.h"
@@ -15,6 +16,8 @@
 #include "kernels/cpu/isa_target.h"
 
 namespace asap::cpu {
+
+inline constexpr size_t kScratchSlack = 512;
 
 // Grow-only per-thread scratch, one slot per purpose, 64-byte aligned. OpenMP threads persist,
 // so after the first step no kernel of this family allocates on the hot path.
@@ -28,8 +31,9 @@ inline void* scratch(int slot, size_t bytes) {
   thread_local Buf bufs[kSlots];
   Buf& b = bufs[slot];
   // Slack past the requested size: the register-blocked depthwise loops read and write up to one
-  // block (kDwBlock elements) beyond the last useful element instead of running a scalar tail.
-  bytes += 256;
+  // block (kDwBlock elements, 8 vectors: at most 512 bytes with AVX-512) beyond the last useful
+  // element instead of running a scalar tail.
+  bytes += kScratchSlack;
   if (b.n < bytes) {
     std::free(b.p);
     size_t n = (std::max<size_t>(bytes, 256) + 63) / 64 * 64;
@@ -155,9 +159,11 @@ inline void pad_plane(const T* x, int64_t sh, int64_t sw, int H, int W, int pad,
 // Stride 1 runs each tap as one long contiguous loop over a "wide" output of Ho rows of Wp
 // columns (the extra columns are junk/zero), which vectorises far better than 28-wide rows.
 
-// Elements per register block of the stride-1 depthwise loops (two 64-byte lines).
+// Elements per register block of the stride-1 depthwise loops: 8 vectors of the variant's width
+// (16 bytes SSE2, 32 AVX2, 64 AVX-512), 8 accumulators live in registers in every variant.
 template <typename T>
-constexpr int kDwBlock = 128 / sizeof(T);  // 8 vectors of 16 bytes
+constexpr int kDwBlock = 8 * ASAP_CPU_VEC_BYTES / sizeof(T);
+static_assert(8 * ASAP_CPU_VEC_BYTES <= kScratchSlack, "scratch slack must cover one depthwise block");
 
 // Stride-1 depthwise correlation on a "wide" plane: out[q] = sum_taps w[i][j] * in[q + i*d*ld + j*d]
 // for q in [0, Q). Each block of kDwBlock outputs stays in registers across all taps and is stored
@@ -166,13 +172,16 @@ constexpr int kDwBlock = 128 / sizeof(T);  // 8 vectors of 16 bytes
 // to one block past Q: buffers come from scratch(), which has that slack.
 template <typename T>
 inline void dw_wide_s1(const T* in, int64_t ld, const T* w, int KH, int KW, int d, int64_t Q, T* out) {
-  // Eight explicit 16-byte vectors (GCC vector extension, lowered to the target's SIMD): a plain
+  // Eight explicit vectors (GCC vector extension, as wide as the variant's registers): a plain
   // T[B] accumulator array was kept on the stack, not in registers.
-  typedef T V __attribute__((vector_size(16)));
-  constexpr int L = 16 / sizeof(T);
+  // Unaligned, aliasing-safe loads and stores through VU: no helper returns a vector by value
+  // (that would be an ABI question between variants, -Wpsabi).
+  typedef T V __attribute__((vector_size(ASAP_CPU_VEC_BYTES)));
+  typedef T VU __attribute__((vector_size(ASAP_CPU_VEC_BYTES), aligned(alignof(T)), may_alias));
+  constexpr int L = ASAP_CPU_VEC_BYTES / sizeof(T);
   static_assert(kDwBlock<T> == 8 * L, "block = 8 vectors");
-  auto ld_v = [](const T* p) { V v; std::memcpy(&v, p, sizeof(V)); return v; };
-  auto st_v = [](T* p, V v) { std::memcpy(p, &v, sizeof(V)); };
+#define ld_v(p) (*reinterpret_cast<const VU*>(p))
+#define st_v(p, v) (*reinterpret_cast<VU*>(p) = (v))
   for (int64_t q0 = 0; q0 < Q; q0 += 8 * L) {
     V a0 = {}, a1 = {}, a2 = {}, a3 = {}, a4 = {}, a5 = {}, a6 = {}, a7 = {};
     for (int i = 0; i < KH; ++i)
@@ -192,6 +201,8 @@ inline void dw_wide_s1(const T* in, int64_t ld, const T* w, int KH, int KW, int 
     st_v(o, a0); st_v(o + L, a1); st_v(o + 2 * L, a2); st_v(o + 3 * L, a3);
     st_v(o + 4 * L, a4); st_v(o + 5 * L, a5); st_v(o + 6 * L, a6); st_v(o + 7 * L, a7);
   }
+#undef ld_v
+#undef st_v
 }
 
 // y (Ho x Wo, contiguous) = depthwise(xp). acc: scratch of Ho*Wp.
@@ -269,7 +280,7 @@ template <typename T>
 inline void dw_plane_bwd_data(const T* dy, const T* dyw, const T* w, const ConvGeom& g, int Hp, int Wp,
                               T* dxp) {
   const int Ho = g.Ho, Wo = g.Wo, d = g.d, s = g.s;
-  std::memset(dxp, 0, sizeof(T) * size_t(Hp) * Wp);
+  if (s != 2) std::memset(dxp, 0, sizeof(T) * size_t(Hp) * Wp);  // stride 2 writes every element
   if (s == 1) {
     const int64_t Q = int64_t(Ho - 1) * Wp + Wo;
     for (int i = 0; i < g.KH; ++i)
@@ -279,6 +290,42 @@ inline void dw_plane_bwd_data(const T* dy, const T* dyw, const T* w, const ConvG
 #pragma omp simd
         for (int64_t q = 0; q < Q; ++q) xs[q] += wv * dyw[q];
       }
+    return;
+  }
+  if (s == 2) {
+    // Stride 2 (reduction cells): tap (i, j) adds dy[oh][ow] to padded column 2*ow + j*d, so
+    // accumulate into the even and odd columns as two half-width planes (unit-stride, vectorised;
+    // the strided form was a scalar loop), then interleave them into dxp. Each element receives
+    // its terms in the same (oh, i, j) order as the strided loop: identical results.
+    const int Wh = (Wp + 1) / 2;
+    thread_local std::vector<T> halves;
+    halves.assign(size_t(2) * Hp * Wh, T(0));
+    T* hv = halves.data();
+    for (int oh = 0; oh < Ho; ++oh) {
+      const T* __restrict dr = dy + int64_t(oh) * Wo;
+      for (int i = 0; i < g.KH; ++i) {
+        const int64_t row = int64_t(oh * 2 + i * d) * Wh;
+        for (int j = 0; j < g.KW; ++j) {
+          const T wv = w[i * g.KW + j];
+          const int t = j * d;
+          T* __restrict xs = hv + (t & 1) * int64_t(Hp) * Wh + row + (t >> 1);
+#pragma omp simd
+          for (int ow = 0; ow < Wo; ++ow) xs[ow] += wv * dr[ow];
+        }
+      }
+    }
+    const T* ev = hv;
+    const T* od = hv + int64_t(Hp) * Wh;
+    for (int h = 0; h < Hp; ++h) {
+      T* xr = dxp + int64_t(h) * Wp;
+      const T* er = ev + int64_t(h) * Wh;
+      const T* orow = od + int64_t(h) * Wh;
+      for (int c = 0; c < Wp / 2; ++c) {
+        xr[2 * c] = er[c];
+        xr[2 * c + 1] = orow[c];
+      }
+      if (Wp & 1) xr[Wp - 1] = er[Wp / 2];
+    }
     return;
   }
   for (int oh = 0; oh < Ho; ++oh) {
@@ -336,13 +383,18 @@ inline void dw_plane_bwd_weight(const T* xp, int Wp, const T* dy, const T* dyw, 
 
 // Sums `n` contiguous partial vectors of length `len` in index order: deterministic for any
 // number of threads.
+// The element loop is innermost (unit stride, vectorised) and each element still adds its
+// partials in order 0..n-1 starting from zero, so results equal the scalar per-element loop's.
 template <typename T>
 inline void reduce_partials(const T* part, int n, int64_t len, T* out) {
   parallel_for(len, len * n > 32768, [&](int64_t lo_, int64_t hi_) {
-    for (int64_t e = lo_; e < hi_; ++e) {
-      T s = T(0);
-      for (int i = 0; i < n; ++i) s += part[int64_t(i) * len + e];
-      out[e] = s;
+    T* __restrict o = out;
+#pragma omp simd
+    for (int64_t e = lo_; e < hi_; ++e) o[e] = T(0);
+    for (int i = 0; i < n; ++i) {
+      const T* __restrict p = part + int64_t(i) * len;
+#pragma omp simd
+      for (int64_t e = lo_; e < hi_; ++e) o[e] += p[e];
     }
   });
 }

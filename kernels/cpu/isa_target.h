@@ -30,11 +30,13 @@
 #define ASAP_CPU_TARGET_BEGIN _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma\")")
 #define ASAP_CPU_VARIANT_NS_BEGIN inline namespace isa_avx2 {
 #define ASAP_CPU_VARIANT_ISA ::asap::cpu::CpuIsa::AVX2
+#define ASAP_CPU_VEC_BYTES 32
 #elif ASAP_CPU_VARIANT == 2
 #define ASAP_CPU_TARGET_BEGIN \
   _Pragma("GCC push_options") _Pragma("GCC target(\"avx2,fma,avx512f,avx512bw,avx512dq,avx512vl\")")
 #define ASAP_CPU_VARIANT_NS_BEGIN inline namespace isa_avx512 {
 #define ASAP_CPU_VARIANT_ISA ::asap::cpu::CpuIsa::AVX512
+#define ASAP_CPU_VEC_BYTES 64
 #else
 #error "ASAP_CPU_VARIANT must be 1 (AVX2+FMA) or 2 (AVX-512)"
 #endif
@@ -54,6 +56,7 @@
 
 #define ASAP_CPU_TARGET_BEGIN
 #define ASAP_CPU_TARGET_END
+#define ASAP_CPU_VEC_BYTES 16  // SSE2: the width explicit vector code (GCC vector extension) uses
 #define ASAP_CPU_VARIANT_NS_BEGIN
 #define ASAP_CPU_VARIANT_NS_END
 

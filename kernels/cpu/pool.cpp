@@ -63,8 +63,26 @@ void maxpool_fwd_impl(const Tensor& x, Tensor& y, Tensor& argmax, const PoolGeom
   int32_t* ap = argmax.data<int32_t>();
   const int64_t in_plane = g.H * g.W, out_plane = g.Ho * g.Wo;
   parallel_for(g.planes, g.planes * out_plane > 16384, [&](int64_t lo_, int64_t hi_) {
+    // 3x3 stride 2 (every reduction cell): the plane's even and odd columns are split into two
+    // half-width planes first, so each tap of an interior window is a unit-stride load.
+    const bool split = g.s == 2 && g.k == 3;
+    const int64_t Wh = (g.W + 1) / 2;
+    thread_local std::vector<T> halves;
+    if (split) halves.resize(static_cast<size_t>(2 * g.H * Wh));
     for (int64_t pl = lo_; pl < hi_; ++pl) {
       const T* xpl = xp + pl * in_plane;
+      if (split) {
+        T* ev = halves.data();
+        T* od = ev + g.H * Wh;
+        for (int64_t h = 0; h < g.H; ++h) {
+          const T* xr = xpl + h * g.W;
+          for (int64_t j = 0; j < g.W / 2; ++j) {
+            ev[h * Wh + j] = xr[2 * j];
+            od[h * Wh + j] = xr[2 * j + 1];
+          }
+          if (g.W & 1) ev[h * Wh + g.W / 2] = xr[g.W - 1];
+        }
+      }
       for (int64_t oh = 0; oh < g.Ho; ++oh) {
         const int64_t hs = oh * g.s - g.p;
         const int64_t h0 = std::max<int64_t>(hs, 0), h1 = std::min<int64_t>(hs + g.k, g.H);
@@ -89,6 +107,39 @@ void maxpool_fwd_impl(const Tensor& x, Tensor& y, Tensor& argmax, const PoolGeom
           yr[ow] = best;
           ar[ow] = arg;
         };
+        if (split && h1 - h0 == 3) {
+          // Interior columns: input column 2*ow + t with t = kw - p in [-p, 2 - p]; t even reads the
+          // even half at ow + t/2, t odd the odd half at ow + floor(t/2). Same scan order, strict
+          // '>' and NaN rule as window(), so the result and argmax are identical to it.
+          const int64_t ilo = std::min<int64_t>((g.p + 1) / 2, g.Wo);
+          const int64_t last = g.W - 3 + g.p;  // 2 * ow <= last keeps the window's last column inside
+          const int64_t ihi = last < 0 ? ilo : std::max<int64_t>(ilo, std::min<int64_t>(g.Wo, last / 2 + 1));
+          for (int64_t ow = 0; ow < ilo; ++ow) window(ow);
+          const T* src[3][3];
+          int32_t idx0[3][3];
+          for (int r = 0; r < 3; ++r)
+            for (int c = 0; c < 3; ++c) {
+              const int64_t t = c - g.p, q = t & 1, j = (t - q) / 2;  // t = 2 j + q, q in {0, 1}
+              src[r][c] = halves.data() + q * g.H * Wh + (h0 + r) * Wh + j;
+              idx0[r][c] = static_cast<int32_t>((h0 + r) * g.W + t);
+            }
+#pragma omp simd
+          for (int64_t ow = ilo; ow < ihi; ++ow) {
+            T best = -std::numeric_limits<T>::infinity();
+            int32_t arg = idx0[0][0] + static_cast<int32_t>(2 * ow);
+            for (int r = 0; r < 3; ++r)
+              for (int c = 0; c < 3; ++c) {
+                const T v = src[r][c][ow];
+                const bool gt = (v > best) | (v != v);
+                best = gt ? v : best;
+                arg = gt ? idx0[r][c] + static_cast<int32_t>(2 * ow) : arg;
+              }
+            yr[ow] = best;
+            ar[ow] = arg;
+          }
+          for (int64_t ow = ihi; ow < g.Wo; ++ow) window(ow);
+          continue;
+        }
         if (g.s != 1) {
           for (int64_t ow = 0; ow < g.Wo; ++ow) window(ow);
           continue;
