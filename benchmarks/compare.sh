@@ -9,6 +9,8 @@
 #   ROUNDS=3 THREADS=1 benchmarks/compare.sh
 #   BENCH=build/tools/asap_bench C=8 LAYERS=5 BATCH=32 HW=28 CIN=1 STEPS=3 \
 #     SPARSITY=0,0.43,0.71,0.86 benchmarks/compare.sh
+#   NET=eval GENOTYPE=DARTS_V2 BATCH=96 benchmarks/compare.sh   # the train step (issue 15, item 3);
+#     GENOTYPE may be a run's genotype.txt text; the table's "sparsity" column then reads "train"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +26,9 @@ THREADS=${THREADS:-2}
 STEPS=${STEPS:-3}
 ROUNDS=${ROUNDS:-2}
 SPARSITY=${SPARSITY:-0,0.43,0.71,0.86}
+NET=${NET:-search}
+GENOTYPE=${GENOTYPE:-DARTS_V2}
+[[ $NET == search || $NET == eval ]] || { echo "compare.sh: NET must be search or eval, got '$NET'" >&2; exit 2; }
 OUT=${OUT:-benchmarks/results/compare-$(date +%Y%m%d-%H%M%S).jsonl}
 
 [[ -x $BENCH ]] || { echo "compare.sh: $BENCH not found; build it first (see docs/results.md)" >&2; exit 1; }
@@ -32,9 +37,14 @@ mkdir -p "$(dirname "$OUT")"
 
 common=(--device cpu --C "$C" --layers "$LAYERS" --batch "$BATCH" --hw "$HW" --cin "$CIN"
         --threads "$THREADS" --steps "$STEPS")
+if [[ $NET == eval ]]; then
+  common+=(--net eval --genotype "$GENOTYPE")
+  SPARSITY=train  # one level: the train step has no sparsity
+fi
 export OMP_NUM_THREADS=$THREADS
 
 echo "# $(date -Is)  $(nproc) cpus  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [[ $NET == eval ]]; then echo "# net: eval, genotype ${GENOTYPE:0:80}"; else echo "# net: search"; fi
 echo "# config: C=$C layers=$LAYERS batch=$BATCH hw=$HW cin=$CIN threads=$THREADS steps=$STEPS rounds=$ROUNDS"
 echo "# out: $OUT"
 
@@ -47,12 +57,14 @@ for ((r = 1; r <= ROUNDS; ++r)); do
     if (( r % 2 )); then order=(asap pytorch); else order=(pytorch asap); fi
     for eng in "${order[@]}"; do
       load=$(cut -d' ' -f1 /proc/loadavg)
+      level=(--sparsity "$s")
+      [[ $NET == eval ]] && level=()
       if [[ $eng == asap ]]; then
-        line=$("$BENCH" "${common[@]}" --sparsity "$s")
+        line=$("$BENCH" "${common[@]}" "${level[@]}")
       else
-        line=$("$PY" "$REF" "${common[@]}" --sparsity "$s")
+        line=$("$PY" "$REF" "${common[@]}" "${level[@]}")
       fi
-      line=$("$PY" -c 'import json,sys; j=json.loads(sys.argv[1]); j["round"]=int(sys.argv[2]); j["load1"]=float(sys.argv[3]); print(json.dumps(j))' "$line" "$r" "$load")
+      line=$("$PY" -c 'import json,sys; j=json.loads(sys.argv[1]); j["round"]=int(sys.argv[2]); j["load1"]=float(sys.argv[3]); j.setdefault("sparsity", "train"); print(json.dumps(j))' "$line" "$r" "$load")
       echo "$line" >>"$OUT"
       echo "$line" >>"$tmp"
     done

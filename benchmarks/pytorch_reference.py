@@ -15,6 +15,12 @@ Same workload, flags and JSON keys as tools/asap_bench ("engine": "pytorch"):
     alpha / T over the alive ops only.
   - one warm-up step per level, then the mean wall time of `steps` timed steps.
 
+--net eval (issue 15, item 3): one training step of the evaluation network instead, as
+`asap_bench --net eval`: quark0/darts NetworkCIFAR from tools/pytorch/asap_torch.py (the class
+our model files load into) for --genotype (DARTS_V2 or Genotype(...) text), auxiliary head on
+(weight 0.4), drop path 0.1 (the engine's drop_path_prob_at(5, 10, 0.2)), forward, backward,
+gradient-norm clip 5, SGD lr 0.025 momentum 0.9 wd 3e-4; prints "net": "eval" and "genotype".
+
 peak_mem_mb is the process's peak resident set size (ru_maxrss), which is not the same measure as
 asap's allocator peak: compare step_ms, not memory, across engines.
 
@@ -27,9 +33,19 @@ import json
 import resource
 import time
 
+import os
+import sys
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+# quark0/darts cnn/genotypes.py DARTS_V2; other cells are passed as Genotype(...) text.
+DARTS_V2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
+            "('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), "
+            "('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
+            "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
+            "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
 
 PRIMITIVES = ["none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3",
               "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"]
@@ -235,6 +251,41 @@ def run_level(a, s):
             "peak_mem_mb": round(peak, 1)}
 
 
+def run_eval(a):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "pytorch"))
+    import asap_torch  # noqa: E402 (needs numpy, as the interop tools do)
+    text = DARTS_V2 if a.genotype in ("DARTS_V2", "DARTS") else a.genotype
+    if "Genotype(" not in text:
+        raise SystemExit(f"--genotype: '{a.genotype}' is neither DARTS_V2 nor Genotype(...) text")
+    torch.manual_seed(a.seed)
+    net = asap_torch.NetworkCIFAR(a.C, 10, a.layers, True, asap_torch.parse_genotype(text),
+                                  in_channels=a.cin, input_size=a.hw)
+    net.train()
+    net.drop_path_prob = 0.2 * 5 / 10
+    opt = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
+    g = torch.Generator().manual_seed(a.seed + 1)
+    x = torch.randn(a.batch, a.cin, a.hw, a.hw, generator=g)
+    y = torch.randint(0, 10, (a.batch,), generator=g)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        logits, aux = net.forward_all(x)
+        loss = F.cross_entropy(logits, y) + 0.4 * F.cross_entropy(aux, y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+
+    step()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(a.steps):
+        step()
+    ms = (time.perf_counter() - t0) * 1000.0 / a.steps
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return {"engine": "pytorch", "device": "cpu", "net": "eval", "genotype": a.genotype, "C": a.C,
+            "layers": a.layers, "batch": a.batch, "hw": a.hw, "threads": a.threads,
+            "step_ms": round(ms, 2), "peak_mem_mb": round(peak, 1)}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu")
@@ -247,11 +298,17 @@ def main():
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--sparsity", default="0,0.43,0.71,0.86")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--net", choices=["search", "eval"], default="search")
+    p.add_argument("--genotype", default="DARTS_V2")
+    p.add_argument("--cuda-graphs", default="off")  # accepted for flag parity; CPU only here
     a = p.parse_args()
     if a.device != "cpu":
         raise SystemExit("pytorch_reference.py: only --device cpu is implemented "
                          "(the Debian torch build has no CUDA)")
     torch.set_num_threads(a.threads)
+    if a.net == "eval":
+        print(json.dumps(run_eval(a)), flush=True)
+        return
     levels = [float(v) for v in a.sparsity.split(",") if v]
     for s in levels:
         if not 0.0 <= s <= 1.0:
