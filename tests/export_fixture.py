@@ -1,7 +1,9 @@
 """Tiny trained runs shared by the export tests (PyTorch, ONNX, TensorBoard), numpy only.
 
-One genotype holds every primitive in both cells; in the reduction cell every op reads a cell
-input, so each runs at stride 2 (skip_connect as FactorizedReduce). layers=4 gives a normal
+One genotype holds every primitive and AmoebaNet's conv_7x1_1x7; in the reduction cell every op
+reads a cell input, so each runs at stride 2 (skip_connect as FactorizedReduce). Each op runs in at
+least one cell (sep_conv_5x5 at stride 1 only, the identity skip_connect not at all, to make room
+for conv_7x1_1x7 in both). layers=4 gives a normal
 cell, two reduction cells (the auxiliary head after the second, on 8x8 features as in DARTS)
 and a normal cell whose preprocess0 is a FactorizedReduce.
 """
@@ -18,11 +20,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tools", "pytorch"))
 import safetensors_np  # noqa: E402
 
-GENOTYPE = ("Genotype(normal=[('max_pool_3x3', 0), ('avg_pool_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 2), "
+GENOTYPE = ("Genotype(normal=[('max_pool_3x3', 0), ('avg_pool_3x3', 1), ('conv_7x1_1x7', 0), ('sep_conv_3x3', 2), "
             "('sep_conv_5x5', 1), ('sep_conv_7x7', 3), ('dil_conv_3x3', 0), ('dil_conv_5x5', 4)], "
             "normal_concat=[2, 3, 4, 5], "
             "reduce=[('max_pool_3x3', 0), ('avg_pool_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 1), "
-            "('sep_conv_5x5', 1), ('sep_conv_7x7', 0), ('dil_conv_3x3', 0), ('dil_conv_5x5', 1)], "
+            "('conv_7x1_1x7', 1), ('sep_conv_7x7', 0), ('dil_conv_3x3', 0), ('dil_conv_5x5', 1)], "
             "reduce_concat=[2, 3, 4, 5])")
 N_TEST = 64
 

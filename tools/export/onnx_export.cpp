@@ -109,6 +109,13 @@ struct Net {
                    attr_ints("pads", {pad, pad, pad, pad}), attr_ints("dilations", {dil, dil}),
                    attr_i("group", groups)});
   }
+  // A dense, undilated conv with a kh x kw kernel, per-axis strides and padding (ONNX pads are
+  // [top, left, bottom, right]).
+  std::string conv_hw(const std::string& x, const std::string& w, int kh, int kw, int sh, int sw, int ph, int pw) {
+    return g.node("Conv", {x, g.weight(w)},
+                  {attr_ints("kernel_shape", {kh, kw}), attr_ints("strides", {sh, sw}),
+                   attr_ints("pads", {ph, pw, ph, pw}), attr_ints("dilations", {1, 1}), attr_i("group", 1)});
+  }
   // Every BN of the evaluation network is affine; eval mode uses the running statistics.
   std::string bn(const std::string& x, const std::string& p) {
     return g.node("BatchNormalization",
@@ -152,6 +159,15 @@ struct Net {
     if (auto it = dil.find(op); it != dil.end()) {
       const auto [k, pad] = it->second;
       std::string h = conv(conv(relu(x), p + "op.1.weight", k, stride, pad, 2, C), p + "op.2.weight", 1, 1, 0, 1, 1);
+      return bn(h, p + "op.3.");
+    }
+    if (op == "conv_7x1_1x7") {
+      // DARTS operations.py: ReLU, 1x7 conv with stride (1, s) and padding (0, 3), 7x1 conv with
+      // stride (s, 1) and padding (3, 0), BN. The engine pads the rows in the first conv and takes
+      // both strides in the second (nas/layers.cpp); the padded rows and skipped columns only ever
+      // meet zeros or are dropped, so both forms give the same numbers.
+      std::string h = conv_hw(relu(x), p + "op.1.weight", 1, 7, 1, stride, 0, 3);
+      h = conv_hw(h, p + "op.2.weight", 7, 1, stride, 1, 3, 0);
       return bn(h, p + "op.3.");
     }
     throw Error("onnx export: no ONNX form for primitive '" + op + "'");
