@@ -205,6 +205,16 @@ def alive_ops(s):
     return ops
 
 
+def time_steps(step, steps):
+    """One warm-up call, then (mean ms of `steps` timed calls, peak resident MB of the process)."""
+    step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    ms = (time.perf_counter() - t0) * 1000.0 / steps
+    return ms, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def run_level(a, s):
     torch.manual_seed(a.seed)
     exec_ops = alive_ops(s)
@@ -240,12 +250,7 @@ def run_level(a, s):
         for p in weights:
             p.requires_grad_(True)
 
-    step()  # warm-up
-    t0 = time.perf_counter()
-    for _ in range(a.steps):
-        step()
-    ms = (time.perf_counter() - t0) * 1000.0 / a.steps
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    ms, peak = time_steps(step, a.steps)
     return {"engine": "pytorch", "device": "cpu", "sparsity": s, "C": a.C, "layers": a.layers,
             "batch": a.batch, "hw": a.hw, "threads": a.threads, "step_ms": round(ms, 2),
             "peak_mem_mb": round(peak, 1)}
@@ -275,12 +280,7 @@ def run_eval(a):
         nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         opt.step()
 
-    step()  # warm-up
-    t0 = time.perf_counter()
-    for _ in range(a.steps):
-        step()
-    ms = (time.perf_counter() - t0) * 1000.0 / a.steps
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    ms, peak = time_steps(step, a.steps)
     return {"engine": "pytorch", "device": "cpu", "net": "eval", "genotype": a.genotype, "C": a.C,
             "layers": a.layers, "batch": a.batch, "hw": a.hw, "threads": a.threads,
             "step_ms": round(ms, 2), "peak_mem_mb": round(peak, 1)}

@@ -83,6 +83,12 @@ std::vector<std::string> genotype_names() {
   return {"DARTS_V1", "DARTS_V2", "DARTS", "ASAP", "NASNet", "AmoebaNet", "random:SEED"};
 }
 
+std::optional<Genotype> genotype_from_name_or_text(const std::string& s) {
+  if (auto named = named_genotype(s)) return named;
+  if (s.find("Genotype(") != std::string::npos) return parse_genotype(s);
+  return std::nullopt;
+}
+
 std::optional<Genotype> named_genotype(const std::string& name) {
   if (name == "DARTS_V2" || name == "DARTS") return darts_v2();
   if (name == "DARTS_V1")

@@ -48,6 +48,9 @@ const Genotype& darts_v2();
 // Returns nullopt for any other name; throws asap::Error for a malformed "random:" seed.
 std::optional<Genotype> named_genotype(const std::string& name);
 std::vector<std::string> genotype_names();  // the fixed names above, and "random:SEED"
+// A name as above, or DARTS Genotype(...) text (parse_genotype); nullopt when `s` is neither.
+// Throws asap::Error for malformed text or a malformed "random:" seed.
+std::optional<Genotype> genotype_from_name_or_text(const std::string& s);
 Genotype random_genotype(uint64_t seed, int nodes = 4);
 
 // What the prune log says about one edge of one cell type (from edge_decisions()).

@@ -244,13 +244,11 @@ nlohmann::json run_level(const Args& a, Device dev, double s) {
 nlohmann::json run_eval(const Args& a, Device dev) {
   reset_peak(dev);
   // A name (DARTS_V2, random:SEED, ...) or a run's genotype.txt text, "Genotype(...)".
-  std::optional<Genotype> g = named_genotype(a.genotype);
-  if (!g && a.genotype.find("Genotype(") != std::string::npos) {
-    try {
-      g = parse_genotype(a.genotype);
-    } catch (const Error& e) {
-      throw ConfigError(std::string("--genotype: ") + e.what());
-    }
+  std::optional<Genotype> g;
+  try {
+    g = genotype_from_name_or_text(a.genotype);
+  } catch (const Error& e) {
+    throw ConfigError(std::string("--genotype: ") + e.what());
   }
   if (!g) throw ConfigError("--genotype: unknown name '" + a.genotype + "' (a name or Genotype(...) text)");
   TrainConfig cfg;

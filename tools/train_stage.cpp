@@ -39,8 +39,8 @@ nas::Genotype resolve_genotype(const RunConfig& c, const std::string& out_dir) {
   const std::string& g = c.train.genotype;
   if (g.empty()) return read_searched_genotype(out_dir);
   try {
-    if (auto named = nas::named_genotype(g)) return *named;  // DARTS_V1/V2, ASAP, NASNet, AmoebaNet, random:SEED
-    if (g.find("Genotype(") != std::string::npos) return nas::parse_genotype(g);
+    // DARTS_V1/V2, ASAP, NASNet, AmoebaNet, random:SEED or Genotype(...) text.
+    if (auto named = nas::genotype_from_name_or_text(g)) return *named;
     if (!file_exists(g))
       throw ConfigError(c.source + ": key 'train.genotype': '" + g +
                         "' is neither Genotype(...) text, a known name (DARTS_V1, DARTS_V2, ASAP, NASNet, AmoebaNet, random:SEED) nor an existing file");

@@ -19,8 +19,8 @@ namespace asap::cpu {
 
 inline constexpr size_t kScratchSlack = 512;
 
-// Grow-only per-thread scratch, one slot per purpose, 64-byte aligned. OpenMP threads persist,
-// so after the first step no kernel of this family allocates on the hot path.
+// Grow-only per-thread scratch, one slot per purpose, 64-byte aligned. The pool's threads persist
+// (kernels/cpu/parallel.h), so after the first step no kernel of this family allocates on the hot path.
 inline void* scratch(int slot, size_t bytes) {
   struct Buf {
     void* p = nullptr;
@@ -280,18 +280,6 @@ template <typename T>
 inline void dw_plane_bwd_data(const T* dy, const T* dyw, const T* w, const ConvGeom& g, int Hp, int Wp,
                               T* dxp) {
   const int Ho = g.Ho, Wo = g.Wo, d = g.d, s = g.s;
-  if (s != 2) std::memset(dxp, 0, sizeof(T) * size_t(Hp) * Wp);  // stride 2 writes every element
-  if (s == 1) {
-    const int64_t Q = int64_t(Ho - 1) * Wp + Wo;
-    for (int i = 0; i < g.KH; ++i)
-      for (int j = 0; j < g.KW; ++j) {
-        const T wv = w[i * g.KW + j];
-        T* xs = dxp + int64_t(i) * d * Wp + j * d;
-#pragma omp simd
-        for (int64_t q = 0; q < Q; ++q) xs[q] += wv * dyw[q];
-      }
-    return;
-  }
   if (s == 2) {
     // Stride 2 (reduction cells): tap (i, j) adds dy[oh][ow] to padded column 2*ow + j*d, so
     // accumulate into the even and odd columns as two half-width planes (unit-stride, vectorised;
@@ -326,6 +314,18 @@ inline void dw_plane_bwd_data(const T* dy, const T* dyw, const T* w, const ConvG
       }
       if (Wp & 1) xr[Wp - 1] = er[Wp / 2];
     }
+    return;
+  }
+  std::memset(dxp, 0, sizeof(T) * size_t(Hp) * Wp);
+  if (s == 1) {
+    const int64_t Q = int64_t(Ho - 1) * Wp + Wo;
+    for (int i = 0; i < g.KH; ++i)
+      for (int j = 0; j < g.KW; ++j) {
+        const T wv = w[i * g.KW + j];
+        T* xs = dxp + int64_t(i) * d * Wp + j * d;
+#pragma omp simd
+        for (int64_t q = 0; q < Q; ++q) xs[q] += wv * dyw[q];
+      }
     return;
   }
   for (int oh = 0; oh < Ho; ++oh) {
@@ -382,9 +382,8 @@ inline void dw_plane_bwd_weight(const T* xp, int Wp, const T* dy, const T* dyw, 
 }
 
 // Sums `n` contiguous partial vectors of length `len` in index order: deterministic for any
-// number of threads.
-// The element loop is innermost (unit stride, vectorised) and each element still adds its
-// partials in order 0..n-1 starting from zero, so results equal the scalar per-element loop's.
+// number of threads. The element loop is innermost (unit stride, vectorised); each element still
+// adds its partials in order 0..n-1 starting from zero.
 template <typename T>
 inline void reduce_partials(const T* part, int n, int64_t len, T* out) {
   parallel_for(len, len * n > 32768, [&](int64_t lo_, int64_t hi_) {

@@ -103,18 +103,17 @@ class GraphBuilder {
 struct Net {
   GraphBuilder& g;
   std::string relu(const std::string& x) { return g.node("Relu", {x}); }
-  std::string conv(const std::string& x, const std::string& w, int k, int stride, int pad, int dil, int64_t groups) {
-    return g.node("Conv", {x, g.weight(w)},
-                  {attr_ints("kernel_shape", {k, k}), attr_ints("strides", {stride, stride}),
-                   attr_ints("pads", {pad, pad, pad, pad}), attr_ints("dilations", {dil, dil}),
-                   attr_i("group", groups)});
-  }
-  // A dense, undilated conv with a kh x kw kernel, per-axis strides and padding (ONNX pads are
+  // A conv with a kh x kw kernel and per-axis strides, padding and dilation (ONNX pads are
   // [top, left, bottom, right]).
-  std::string conv_hw(const std::string& x, const std::string& w, int kh, int kw, int sh, int sw, int ph, int pw) {
+  std::string conv_hw(const std::string& x, const std::string& w, int kh, int kw, int sh, int sw, int ph, int pw,
+                      int dil = 1, int64_t groups = 1) {
     return g.node("Conv", {x, g.weight(w)},
                   {attr_ints("kernel_shape", {kh, kw}), attr_ints("strides", {sh, sw}),
-                   attr_ints("pads", {ph, pw, ph, pw}), attr_ints("dilations", {1, 1}), attr_i("group", 1)});
+                   attr_ints("pads", {ph, pw, ph, pw}), attr_ints("dilations", {dil, dil}),
+                   attr_i("group", groups)});
+  }
+  std::string conv(const std::string& x, const std::string& w, int k, int stride, int pad, int dil, int64_t groups) {
+    return conv_hw(x, w, k, k, stride, stride, pad, pad, dil, groups);
   }
   // Every BN of the evaluation network is affine; eval mode uses the running statistics.
   std::string bn(const std::string& x, const std::string& p) {
