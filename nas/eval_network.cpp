@@ -31,7 +31,7 @@ Tensor make_linear(int64_t out, int64_t in, Generator& gen, Device dev, Tensor& 
 class EvalCell : public Module {
  public:
   EvalCell(const Genotype& g, int64_t c_pp, int64_t c_p, int64_t c, bool reduction,
-           bool reduction_prev, Generator& gen, Device dev)
+           bool reduction_prev, bool share_stateless, Generator& gen, Device dev)
       : reduction_(reduction) {
     const CellType t = reduction ? CellType::Reduce : CellType::Normal;
     genes_ = g.genes(t);
@@ -51,6 +51,18 @@ class EvalCell : public Module {
       Module* m = register_module("ops." + std::to_string(k), make_primitive(genes_[k].first, a, gen));
       ops_.push_back(m);
       identity_.push_back(dynamic_cast<Identity*>(m) != nullptr);
+      // A stateless op (pooling, identity: no parameters, no buffers, no randomness) applied to the
+      // same input as an earlier gene computes the same tensor: reuse it. Searched cells often hold
+      // such repeats (three max_pool_3x3 of input 0 in one quick-start cell); each use still gets its
+      // own drop-path mask, and the backward sums the uses' gradients before one pooling backward.
+      shared_from_.push_back(static_cast<int>(k));
+      if (share_stateless && m->named_parameters().empty() && m->named_buffers().empty())
+        for (size_t j = 0; j < k; ++j)
+          if (genes_[j] == genes_[k] && shared_from_[j] == static_cast<int>(j) &&
+              ops_[j]->named_parameters().empty() && ops_[j]->named_buffers().empty()) {
+            shared_from_[k] = static_cast<int>(j);
+            break;
+          }
     }
     c_out_ = c * static_cast<int64_t>(concat_.size());
   }
@@ -62,11 +74,14 @@ class EvalCell : public Module {
     ASAP_NVTX_RANGE(reduction_ ? "eval_cell/reduce" : "eval_cell/normal");
     std::vector<Tensor> states = {pre0_->forward(s0), pre1_->forward(s1)};
     const size_t nodes = genes_.size() / 2;
+    std::vector<Tensor> op_out(genes_.size());  // undrop-pathed op outputs, for shared_from_
     for (size_t i = 0; i < nodes; ++i) {
       Tensor h[2];
       for (int k = 0; k < 2; ++k) {
         size_t g = 2 * i + k;
-        h[k] = ops_[g]->forward(states[genes_[g].second]);
+        const int src = shared_from_[g];
+        op_out[g] = src != static_cast<int>(g) ? op_out[size_t(src)] : ops_[g]->forward(states[genes_[g].second]);
+        h[k] = op_out[g];
         if (training() && drop_prob > 0 && !identity_[g]) {
           const uint64_t n = static_cast<uint64_t>(h[k].dim(0));
           h[k] = ops::drop_path(h[k], drop_prob, dp_state, dp_gen.seed(), dp_gen.reserve(n) - base);
@@ -88,6 +103,7 @@ class EvalCell : public Module {
   Module* pre1_;
   std::vector<Module*> ops_;
   std::vector<bool> identity_;
+  std::vector<int> shared_from_;  // per gene: the gene whose op output it reuses (itself if none)
   int64_t c_out_ = 0;
 };
 
@@ -153,7 +169,8 @@ EvalNetwork::EvalNetwork(const Genotype& g, const EvalNetworkConfig& cfg, Genera
       spatial = (spatial + 1) / 2;
     }
     auto* cell = register_module("cells." + std::to_string(i),
-                                 std::make_unique<EvalCell>(g, c_pp, c_p, c_curr, reduction, reduction_prev, gen, dev));
+                                 std::make_unique<EvalCell>(g, c_pp, c_p, c_curr, reduction, reduction_prev,
+                                                            cfg.share_stateless_ops, gen, dev));
     cells_.push_back(cell);
     reduction_prev = reduction;
     c_pp = c_p;

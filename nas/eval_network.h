@@ -20,6 +20,9 @@ struct EvalNetworkConfig {
   bool auxiliary = true;
   int64_t input_size = 32;  // H = W of the input images (sizes the auxiliary head)
   std::vector<int> reduction_cells;  // empty: {layers/3, 2*layers/3}
+  // A stateless op (pooling, identity) that a cell applies twice to the same input runs once and
+  // its output is reused; false runs every gene's op (tests compare the two).
+  bool share_stateless_ops = true;
 };
 
 // DARTS: drop_prob = max * epoch / epochs (0 in the first epoch, rising linearly).
@@ -55,6 +58,7 @@ class EvalNetwork : public Module {
 
   int64_t parameter_count_without_aux() const;  // the size DARTS reports
   const Genotype& genotype() const { return genotype_; }
+  const EvalNetworkConfig& config() const { return cfg_; }  // reduction_cells resolved
 
  private:
   Genotype genotype_;

@@ -1,5 +1,6 @@
 #include "nas/eval_train.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -19,6 +20,7 @@ void TrainConfig::validate() const {
   };
   if (epochs < 1) bad("epochs", "must be >= 1");
   if (!(lr > 0) || lr_min < 0) bad("lr", "must be > 0 (lr_min >= 0)");
+  if (lr_per_step && steps_per_epoch < 1) bad("steps_per_epoch", "must be >= 1 with a per-step learning rate");
   if (!(drop_path_max >= 0 && drop_path_max < 1)) bad("drop_path_max", "must be in [0, 1)");
   if (aux_weight < 0) bad("aux_weight", "must be >= 0");
   if (net.C < 1 || net.layers < 1) bad("C", "C and layers must be >= 1");
@@ -142,14 +144,22 @@ double EvalTrainer::train_step(const Batch& b, double* acc, bool* skipped) {
   return l;
 }
 
+void EvalTrainer::set_step_lr() {
+  // A pure function of the step count, so a resumed run continues the same curve; steps past the
+  // planned total (a loader that yields more batches) stay at lr_min instead of rising again.
+  const int64_t total = int64_t(cfg_.epochs) * cfg_.steps_per_epoch;
+  opt_->set_lr(CosineAnnealingLR(cfg_.lr, total, cfg_.lr_min).lr_at(std::min(step_, total)));
+}
+
 TrainEpochStats EvalTrainer::run_epoch(const BatchSource& train) {
   ASAP_NVTX_RANGE("train/epoch");
   ASAP_CHECK(!finished(), "train: run_epoch called after the last epoch");
   auto t0 = std::chrono::steady_clock::now();
   TrainEpochStats st;
   st.epoch = epoch_;
-  CosineAnnealingLR(cfg_.lr, cfg_.epochs, cfg_.lr_min).apply(*opt_, epoch_);
-  st.lr = opt_->lr();
+  if (cfg_.lr_per_step) set_step_lr();
+  else CosineAnnealingLR(cfg_.lr, cfg_.epochs, cfg_.lr_min).apply(*opt_, epoch_);
+  st.lr = opt_->lr();  // per step: the epoch's first rate
   st.drop_path = drop_path_prob_at(epoch_, cfg_.epochs, cfg_.drop_path_max);
   net_->set_drop_path_prob(st.drop_path);
   Batch b;
@@ -159,6 +169,7 @@ TrainEpochStats EvalTrainer::run_epoch(const BatchSource& train) {
     double mean = std::nan("");
     StepReport r;
     while (train(b)) {
+      if (cfg_.lr_per_step) set_step_lr();
       device_step(b);
       st.steps++;
       if (++since >= cfg_.sync_every) {
@@ -178,6 +189,7 @@ TrainEpochStats EvalTrainer::run_epoch(const BatchSource& train) {
   while (train(b)) {
     double acc = 0;
     bool skipped = false;
+    if (cfg_.lr_per_step) set_step_lr();
     double l = train_step(b, &acc, &skipped);
     cache_trim_.trim_if_pending(dev_);
     st.steps++;

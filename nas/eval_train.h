@@ -23,6 +23,11 @@ struct TrainConfig {
   int epochs = 600;
   double lr = 0.025;
   double lr_min = 0.0;  // DARTS train.py: CosineAnnealingLR(opt, epochs) with eta_min 0
+  // false: the cosine steps once per epoch (DARTS, 600 epochs); true: once per optimizer step over
+  // epochs * steps_per_epoch, reaching lr_min after the last step. A few-epoch schedule needs the
+  // latter: per epoch, 3 epochs end at lr/4 (the last epoch never anneals).
+  bool lr_per_step = false;
+  int64_t steps_per_epoch = 0;  // batches an epoch; required with lr_per_step
   double momentum = 0.9;
   double weight_decay = 3e-4;
   double grad_clip = 5.0;
@@ -95,6 +100,7 @@ class EvalTrainer {
   // first host wait after it trims it to what the train step needs (one workload: trims once).
   CacheTrim cache_trim_;
   StepReport sync_point();  // one read; raises the NaN guard
+  void set_step_lr();       // lr_per_step: the rate for the step about to run
 };
 
 }  // namespace asap::nas

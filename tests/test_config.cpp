@@ -134,6 +134,19 @@ TEST_CASE("config: primitive lists, reduction cells and train epochs are validat
   CHECK(c.search.net.primitives == asap::nas::darts_primitives());
   CHECK(c.search.net.reduction_cells == std::vector<int>{2, 5});
   CHECK(parse_config(asap::run::to_yaml(c), "r.yaml").search.net.reduction_cells == std::vector<int>{2, 5});
+  // The train network has its own list, checked against train.network.layers.
+  CHECK_THAT(error_of("train:\n  network:\n    layers: 4\n    reduction_cells: [0, 4]\n"),
+             Catch::Contains("cfg.yaml:4") && Catch::Contains("train.network.reduction_cells") &&
+                 Catch::Contains("4 is not a cell index in [0, 4) (train.network.layers is 4)"));
+  CHECK_THAT(error_of("train:\n  network: {reduction_cells: [3, 3]}\n"), Catch::Contains("listed twice"));
+  CHECK(c.train.reduction_cells == std::vector<int>{6, 13});  // default 20 layers
+  auto t = parse_config("train:\n  network: {layers: 4, reduction_cells: [0, 2]}\n  optimizer: {lr_unit: step}\n", "t.yaml");
+  CHECK(t.train.reduction_cells == std::vector<int>{0, 2});
+  CHECK(t.train.lr_unit == "step");
+  auto rt = parse_config(asap::run::to_yaml(t), "r.yaml");
+  CHECK(rt.train.reduction_cells == std::vector<int>{0, 2});
+  CHECK(rt.train.lr_unit == "step");
+  CHECK_THAT(error_of("train:\n  optimizer: {lr_unit: batch}\n"), Catch::Contains("train.optimizer.lr_unit"));
 }
 
 TEST_CASE("config: the file must be a regular file of at most 1 MiB", "[config]") {

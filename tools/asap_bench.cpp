@@ -46,12 +46,18 @@ struct Args {
   bool cuda_graphs = true;           // replay the step as a captured CUDA graph (CUDA only)
   std::string net = "search";        // search | eval (the train stage's step)
   std::string genotype = "DARTS_V2"; // --net eval
+  std::vector<int> reduction_cells;  // --net eval; empty: [layers//3, 2*layers//3]
+  bool auxiliary = true;             // --net eval: the auxiliary head (weight 0.4)
+  double drop_path = 0.1;            // --net eval: drop-path probability (DARTS's 0.2 at mid-training)
+  bool share_ops = true;             // --net eval: a repeated stateless op runs once (EvalNetworkConfig)
 };
 
 const char* kUsage =
     "usage: asap_bench [--device cpu|cuda[:N]] [--C 8] [--layers 5] [--batch 32] [--hw 28] [--cin 1]\n"
     "                  [--threads 1] [--steps 5] [--sparsity 0,0.43,0.71,0.86] [--seed 0]\n"
-    "                  [--cuda-graphs on|off] [--net search|eval] [--genotype DARTS_V2|Genotype(...)]\n";
+    "                  [--cuda-graphs on|off] [--net search|eval] [--genotype DARTS_V2|Genotype(...)]\n"
+    "                  [--reduction-cells 1,3] [--auxiliary on|off] [--drop-path 0.1] [--share-ops on|off]\n"
+    "                  (the last four: --net eval)\n";
 
 Args parse_args(int argc, char** argv) {
   Args a;
@@ -80,6 +86,21 @@ Args parse_args(int argc, char** argv) {
         if (v != "search" && v != "eval") throw ConfigError("--net: 'search' or 'eval', got '" + v + "'");
         a.net = v;
       } else if (k == "--genotype") a.genotype = v;
+      else if (k == "--share-ops") {
+        if (v != "on" && v != "off") throw ConfigError("--share-ops: 'on' or 'off', got '" + v + "'");
+        a.share_ops = v == "on";
+      } else if (k == "--auxiliary") {
+        if (v != "on" && v != "off") throw ConfigError("--auxiliary: 'on' or 'off', got '" + v + "'");
+        a.auxiliary = v == "on";
+      } else if (k == "--drop-path") {
+        a.drop_path = std::stod(v);
+        if (!(a.drop_path >= 0 && a.drop_path < 1)) throw ConfigError("--drop-path must lie in [0, 1)");
+      } else if (k == "--reduction-cells") {
+        a.reduction_cells.clear();
+        std::stringstream ss(v);
+        std::string item;
+        while (std::getline(ss, item, ',')) a.reduction_cells.push_back(std::stoi(item));
+      }
       else if (k == "--sparsity") {
         a.sparsity.clear();
         std::stringstream ss(v);
@@ -96,6 +117,12 @@ Args parse_args(int argc, char** argv) {
     throw ConfigError("all sizes, --threads and --steps must be >= 1");
   for (double s : a.sparsity)
     if (!(s >= 0 && s <= 1)) throw ConfigError("--sparsity levels must lie in [0, 1]");
+  for (size_t i = 0; i < a.reduction_cells.size(); ++i) {
+    const int c = a.reduction_cells[i];
+    if (c < 0 || c >= a.layers) throw ConfigError("--reduction-cells: " + std::to_string(c) + " is not a cell index in [0, --layers)");
+    for (size_t j = 0; j < i; ++j)
+      if (a.reduction_cells[j] == c) throw ConfigError("--reduction-cells: cell " + std::to_string(c) + " is listed twice");
+  }
   return a;
 }
 
@@ -257,11 +284,14 @@ nlohmann::json run_eval(const Args& a, Device dev) {
   cfg.net.in_channels = a.cin;
   cfg.net.num_classes = 10;
   cfg.net.input_size = a.hw;
+  cfg.net.reduction_cells = a.reduction_cells;
+  cfg.net.auxiliary = a.auxiliary;
+  cfg.net.share_stateless_ops = a.share_ops;
   cfg.seed = a.seed;
   cfg.epochs = 10;
   cfg.cuda_graphs = a.cuda_graphs;
   EvalTrainer trainer(*g, cfg, dev);
-  trainer.network().set_drop_path_prob(drop_path_prob_at(5, cfg.epochs, cfg.drop_path_max));
+  trainer.network().set_drop_path_prob(a.drop_path);
   Generator data_gen(a.seed + 1);
   Batch b = random_batch(a, data_gen);
   b.x = b.x.to(dev);
@@ -285,6 +315,10 @@ nlohmann::json run_eval(const Args& a, Device dev) {
   nlohmann::json j = step_json(a, dev, ms);
   j["net"] = "eval";
   j["genotype"] = a.genotype;
+  j["auxiliary"] = a.auxiliary;
+  j["drop_path"] = a.drop_path;
+  j["share_ops"] = a.share_ops;
+  j["reduction_cells"] = trainer.network().config().reduction_cells;
 #if defined(ASAP_WITH_CUDA)
   add_device_counts(j, dev, per, a.steps);
 #endif

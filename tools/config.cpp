@@ -117,6 +117,20 @@ void read_space(SectionReader r, nas::SearchNetworkConfig& n) {
   }
 }
 
+// network.reduction_cells of the search or train network: default [layers//3, 2*layers//3]
+// (DARTS); each a cell index, none twice.
+void read_reduction_cells(SectionReader& n, const char* section, int layers, std::vector<int>& rc) {
+  n.get("reduction_cells", rc);
+  if (rc.empty()) rc = {layers / 3, 2 * layers / 3};
+  std::set<int> seen;
+  for (int i : rc) {
+    if (i < 0 || i >= layers)
+      n.fail_key("reduction_cells", std::to_string(i) + " is not a cell index in [0, " + std::to_string(layers) +
+                                        ") (" + section + ".network.layers is " + std::to_string(layers) + ")");
+    if (!seen.insert(i).second) n.fail_key("reduction_cells", "cell " + std::to_string(i) + " is listed twice");
+  }
+}
+
 void read_search(SectionReader r, nas::SearchConfig& s) {
   r.get("epochs", s.epochs, 1, 100000);
   r.get("stop_when_converged", s.stop_when_converged);
@@ -126,18 +140,8 @@ void read_search(SectionReader r, nas::SearchConfig& s) {
     n.get("C", s.net.C, 1, 4096);
     n.get("layers", s.net.layers, 1, 1000);
     n.get("stem_multiplier", s.net.stem_multiplier, 1, 16);
-    n.get("reduction_cells", s.net.reduction_cells);
+    read_reduction_cells(n, "search", s.net.layers, s.net.reduction_cells);
     n.finish();
-    std::vector<int>& rc = s.net.reduction_cells;
-    if (rc.empty()) rc = {s.net.layers / 3, 2 * s.net.layers / 3};
-    std::set<int> seen;
-    for (int i : rc) {
-      if (i < 0 || i >= s.net.layers)
-        n.fail_key("reduction_cells", std::to_string(i) + " is not a cell index in [0, " +
-                                          std::to_string(s.net.layers) + ") (search.network.layers is " +
-                                          std::to_string(s.net.layers) + ")");
-      if (!seen.insert(i).second) n.fail_key("reduction_cells", "cell " + std::to_string(i) + " is listed twice");
-    }
   }
   {
     SectionReader w = r.section("weights");
@@ -193,12 +197,14 @@ void read_train(SectionReader r, TrainConfig& t) {
     n.get("auxiliary", t.auxiliary);
     n.get("auxiliary_weight", t.auxiliary_weight, 0, 10);
     n.get("drop_path", t.drop_path, 0, 0.95);
+    read_reduction_cells(n, "train", t.layers, t.reduction_cells);
     n.finish();
   }
   {
     SectionReader o = r.section("optimizer");
     o.get("lr", t.lr, 0, 10);
     o.get("lr_min", t.lr_min, 0, 10);
+    o.get("lr_unit", t.lr_unit, {"epoch", "step"});
     o.get("momentum", t.momentum, 0, 0.9999);
     o.get("weight_decay", t.weight_decay, 0, 1);
     o.get("grad_clip", t.grad_clip, 0, kInf);
@@ -401,9 +407,11 @@ std::string to_yaml(const RunConfig& c) {
   e << YAML::Key << "auxiliary" << YAML::Value << t.auxiliary;
   e << YAML::Key << "auxiliary_weight" << YAML::Value << t.auxiliary_weight;
   e << YAML::Key << "drop_path" << YAML::Value << t.drop_path;
+  e << YAML::Key << "reduction_cells" << YAML::Value << YAML::Flow << t.reduction_cells;
   e << YAML::EndMap;
   e << YAML::Key << "optimizer" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "lr" << YAML::Value << t.lr << YAML::Key << "lr_min" << YAML::Value << t.lr_min;
+  e << YAML::Key << "lr_unit" << YAML::Value << t.lr_unit;
   e << YAML::Key << "momentum" << YAML::Value << t.momentum;
   e << YAML::Key << "weight_decay" << YAML::Value << t.weight_decay;
   e << YAML::Key << "grad_clip" << YAML::Value << t.grad_clip;

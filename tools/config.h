@@ -33,9 +33,11 @@ struct TrainConfig {
   bool auxiliary = true;
   double auxiliary_weight = 0.4;
   double drop_path = 0.2;  // maximum; rises linearly from 0 over the epochs
+  std::vector<int> reduction_cells;  // resolved by the reader: [layers//3, 2*layers//3] unless given
   int epochs = 600;
   double lr = 0.025;
   double lr_min = 0.0;
+  std::string lr_unit = "epoch";  // cosine per `epoch` (DARTS) or per `step` (short schedules)
   double momentum = 0.9;
   double weight_decay = 3e-4;
   double grad_clip = 5.0;

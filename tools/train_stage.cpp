@@ -79,6 +79,7 @@ TrainOutcome run_train_stage(const RunConfig& c, const nas::Genotype& g, const s
   tc.net.C = c.train.C;
   tc.net.layers = c.train.layers;
   tc.net.stem_multiplier = c.train.stem_multiplier;
+  tc.net.reduction_cells = c.train.reduction_cells;
   tc.net.in_channels = train_set->C;
   tc.net.num_classes = train_set->num_classes;
   tc.net.auxiliary = c.train.auxiliary;
@@ -86,6 +87,8 @@ TrainOutcome run_train_stage(const RunConfig& c, const nas::Genotype& g, const s
   tc.epochs = c.train.epochs;
   tc.lr = c.train.lr;
   tc.lr_min = c.train.lr_min;
+  tc.lr_per_step = c.train.lr_unit == "step";
+  tc.steps_per_epoch = train_loader.batches_per_epoch();
   tc.momentum = c.train.momentum;
   tc.weight_decay = c.train.weight_decay;
   tc.grad_clip = c.train.grad_clip;

@@ -341,20 +341,30 @@ inline void dw_plane_bwd_data(const T* dy, const T* dyw, const T* w, const ConvG
   }
 }
 
-// Dot product with 16 independent lanes: a single vector accumulator would be bound by the
-// add latency, not by loads.
-template <typename T>
-inline T dot_blocked(const T* a, const T* b, int64_t n) {
+// One kernel row of the stride-1 weight gradient: out[j] = dot(dyw, xs + j*d) over Q values for
+// the row's KW taps at once, so each dy vector is loaded once for all of them (a dot per tap
+// loaded it KW times and the loop was load-bound). 16 lanes per tap keep the FMA chains
+// independent; the lanes are summed as a tree, which vectorises (a sequential lane sum was a
+// chain of 16 dependent scalar adds per tap and plane).
+template <typename T, int KW>
+inline void dw_row_taps(const T* dyw, const T* xs, int d, int64_t Q, T* out) {
   constexpr int L = 16;
-  T lane[L] = {};
+  T lane[KW][L] = {};
   int64_t q = 0;
-  for (; q + L <= n; q += L)
+  for (; q + L <= Q; q += L)
+    for (int j = 0; j < KW; ++j) {
+      const T* x = xs + j * d + q;
 #pragma omp simd
-    for (int l = 0; l < L; ++l) lane[l] += a[q + l] * b[q + l];
-  T s = T(0);
-  for (; q < n; ++q) s += a[q] * b[q];
-  for (int l = 0; l < L; ++l) s += lane[l];
-  return s;
+      for (int l = 0; l < L; ++l) lane[j][l] += dyw[q + l] * x[l];
+    }
+  for (int j = 0; j < KW; ++j) {
+    T tail = T(0);
+    for (int64_t r = q; r < Q; ++r) tail += dyw[r] * xs[j * d + r];
+    for (int w = L / 2; w >= 1; w /= 2)
+#pragma omp simd
+      for (int l = 0; l < w; ++l) lane[j][l] += lane[j][l + w];
+    out[j] = lane[j][0] + tail;
+  }
 }
 
 // dw[t] = sum over outputs of dy * xp under tap t (written, KH*KW values).
@@ -362,20 +372,28 @@ inline T dot_blocked(const T* a, const T* b, int64_t n) {
 template <typename T>
 inline void dw_plane_bwd_weight(const T* xp, int Wp, const T* dy, const T* dyw, const ConvGeom& g, T* dw) {
   const int Ho = g.Ho, Wo = g.Wo, d = g.d, s = g.s;
+  if (s == 1) {
+    const int64_t Q = int64_t(Ho - 1) * Wp + Wo;
+    for (int i = 0; i < g.KH; ++i) {
+      const T* xs = xp + int64_t(i) * d * Wp;
+      T* row = dw + i * g.KW;
+      switch (g.KW) {  // the DARTS kernels; others one tap at a time
+        case 3: dw_row_taps<T, 3>(dyw, xs, d, Q, row); break;
+        case 5: dw_row_taps<T, 5>(dyw, xs, d, Q, row); break;
+        default:
+          for (int j = 0; j < g.KW; ++j) dw_row_taps<T, 1>(dyw, xs + j * d, d, Q, row + j);
+      }
+    }
+    return;
+  }
   for (int i = 0; i < g.KH; ++i)
     for (int j = 0; j < g.KW; ++j) {
       T acc = T(0);
-      if (s == 1) {
-        const int64_t Q = int64_t(Ho - 1) * Wp + Wo;
-        const T* xs = xp + int64_t(i) * d * Wp + j * d;
-        acc = dot_blocked(dyw, xs, Q);
-      } else {
-        for (int oh = 0; oh < Ho; ++oh) {
-          const T* xs = xp + int64_t(oh * s + i * d) * Wp + j * d;
-          const T* dr = dy + int64_t(oh) * Wo;
+      for (int oh = 0; oh < Ho; ++oh) {
+        const T* xs = xp + int64_t(oh * s + i * d) * Wp + j * d;
+        const T* dr = dy + int64_t(oh) * Wo;
 #pragma omp simd reduction(+ : acc)
-          for (int ow = 0; ow < Wo; ++ow) acc += dr[ow] * xs[int64_t(ow) * s];
-        }
+        for (int ow = 0; ow < Wo; ++ow) acc += dr[ow] * xs[int64_t(ow) * s];
       }
       dw[i * g.KW + j] = acc;
     }
