@@ -386,6 +386,36 @@ inline void dw_plane_bwd_weight(const T* xp, int Wp, const T* dy, const T* dyw, 
     }
     return;
   }
+  if (s == 2) {
+    // The padded plane as four quarter planes by row and column parity: input (2*oh + r, 2*ow + c)
+    // is quarter (r&1, c&1) at (oh + r/2, ow + c/2), so with dy widened to the quarters' row stride
+    // every tap is one unit-stride dot product, as for stride 1 (the strided loads ran scalar).
+    const int Hp = g.Hp(), Hq = (Hp + 1) / 2, Wq = (Wp + 1) / 2;
+    const int64_t qsz = int64_t(Hq) * Wq;
+    thread_local std::vector<T> buf;
+    buf.assign(size_t(4 * qsz + int64_t(Ho) * Wq), T(0));  // zeros: junk columns meet only zero dy
+    T* quarter = buf.data();
+    T* dyq = quarter + 4 * qsz;
+    for (int r = 0; r < Hp; ++r) {
+      const T* xr = xp + int64_t(r) * Wp;
+      T* q0 = quarter + int64_t(2 * (r & 1)) * qsz + int64_t(r / 2) * Wq;
+      T* q1 = q0 + qsz;
+      for (int c = 0; c + 1 < Wp; c += 2) {
+        q0[c / 2] = xr[c];
+        q1[c / 2] = xr[c + 1];
+      }
+      if (Wp & 1) q0[Wp / 2] = xr[Wp - 1];
+    }
+    for (int oh = 0; oh < Ho; ++oh) std::memcpy(dyq + int64_t(oh) * Wq, dy + int64_t(oh) * Wo, sizeof(T) * Wo);
+    const int64_t Q = int64_t(Ho - 1) * Wq + Wo;
+    for (int i = 0; i < g.KH; ++i)
+      for (int j = 0; j < g.KW; ++j) {
+        const int rr = i * d, cc = j * d;
+        const T* src = quarter + int64_t(2 * (rr & 1) + (cc & 1)) * qsz + int64_t(rr / 2) * Wq + cc / 2;
+        dw_row_taps<T, 1>(dyq, src, 0, Q, dw + i * g.KW + j);
+      }
+    return;
+  }
   for (int i = 0; i < g.KH; ++i)
     for (int j = 0; j < g.KW; ++j) {
       T acc = T(0);
