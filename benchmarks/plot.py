@@ -4,8 +4,10 @@
   plot.py bench FILE.jsonl [--out DIR]   step time vs sparsity, one line per engine (and thread
                                          count), from the JSON lines compare.sh / asap_bench /
                                          pytorch_reference.py print; several rounds -> median.
-  plot.py run RUN_DIR [--out DIR]        from RUN_DIR/metrics.jsonl (search stage): epoch time
-                                         and alive ops (normal / reduce) per epoch.
+  plot.py run RUN_DIR [--out DIR]        from RUN_DIR/metrics.jsonl: the search stage's epoch time
+                                         and alive ops (normal / reduce) per epoch, and the train
+                                         stage's epoch time with train / test accuracy; a run with
+                                         one stage (--stage search|train) gets that stage's PNG.
   plot.py report REPORT.json [--out DIR] from asap_report's report.json: search epoch time against
                                          sparsity, one line per run (coloured by group).
 PNGs go to --out (default: next to the input).
@@ -62,11 +64,7 @@ def plot_bench(path, out):
     print(png)
 
 
-def plot_run(run_dir, out):
-    rows = [r for r in read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
-            if r.get("stage", "search") == "search" and "epoch" in r]
-    if not rows:
-        sys.exit(f"{run_dir}/metrics.jsonl: no search-stage epoch lines")
+def plot_search(rows, run_dir, out):
     ep = [r["epoch"] for r in rows]
     secs = [r.get("epoch_seconds", r.get("seconds", 0.0)) for r in rows]
     fig, ax1 = plt.subplots(figsize=(6, 4))
@@ -88,6 +86,42 @@ def plot_run(run_dir, out):
     png = os.path.join(out, "epoch_time_alive_ops.png")
     fig.savefig(png, dpi=120)
     print(png)
+
+
+def plot_train(rows, run_dir, out):
+    ep = [r["epoch"] + 1 for r in rows]
+    secs = [r.get("epoch_seconds", r.get("seconds", 0.0)) for r in rows]
+    fig, ax1 = plt.subplots(figsize=(6, 4))
+    ax1.bar(ep, secs, color="tab:gray", alpha=0.6, label="epoch time (s)")
+    ax1.set_xlabel("train epoch")
+    ax1.set_xticks(ep)
+    ax1.set_ylabel("epoch time (s)")
+    ax2 = ax1.twinx()
+    ax2.plot(ep, [r.get("train_acc") for r in rows], marker="o", color="tab:blue", label="train accuracy")
+    tested = [(e, r["val_acc"]) for e, r in zip(ep, rows) if "val_acc" in r]
+    if tested:
+        ax2.plot(*zip(*tested), marker="s", color="tab:green", label="test accuracy")
+    ax2.set_ylabel("accuracy")
+    h1, l1 = ax1.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax1.legend(h1 + h2, l1 + l2, loc="lower right", fontsize=8)
+    ax1.set_title(f"train stage: {os.path.basename(os.path.abspath(run_dir))}", fontsize=9)
+    fig.tight_layout()
+    png = os.path.join(out, "train_epochs.png")
+    fig.savefig(png, dpi=120)
+    print(png)
+
+
+def plot_run(run_dir, out):
+    rows = [r for r in read_jsonl(os.path.join(run_dir, "metrics.jsonl")) if "epoch" in r]
+    search = [r for r in rows if r.get("stage", "search") == "search"]
+    train = [r for r in rows if r.get("stage") == "train"]
+    if not search and not train:
+        sys.exit(f"{run_dir}/metrics.jsonl: no search or train epoch lines")
+    if search:
+        plot_search(search, run_dir, out)
+    if train:
+        plot_train(train, run_dir, out)
 
 
 def plot_report(path, out):
