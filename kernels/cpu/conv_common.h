@@ -400,9 +400,9 @@ inline void dw_plane_bwd_weight(const T* xp, int Wp, const T* dy, const T* dyw, 
       const T* xr = xp + int64_t(r) * Wp;
       T* q0 = quarter + int64_t(2 * (r & 1)) * qsz + int64_t(r / 2) * Wq;
       T* q1 = q0 + qsz;
-      for (int c = 0; c + 1 < Wp; c += 2) {
-        q0[c / 2] = xr[c];
-        q1[c / 2] = xr[c + 1];
+      for (int j = 0; j < Wp / 2; ++j) {  // indexed by the half column, so it vectorises
+        q0[j] = xr[2 * j];
+        q1[j] = xr[2 * j + 1];
       }
       if (Wp & 1) q0[Wp / 2] = xr[Wp - 1];
     }
