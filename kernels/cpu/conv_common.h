@@ -205,6 +205,30 @@ inline void dw_wide_s1(const T* in, int64_t ld, const T* w, int KH, int KW, int 
 #undef st_v
 }
 
+// Stride 2: the padded plane (Hp x Wp, row stride Wp) as four quarter planes by row and column
+// parity, each Hq x Wq (Hq = ceil(Hp/2), Wq = ceil(Wp/2)), quarter (a, b) at buf + (2a + b) * Hq*Wq.
+// Input (2*oh + r, 2*ow + c) is quarter (r&1, c&1) at (oh + r/2, ow + c/2): every tap of a stride-2
+// depthwise conv becomes a unit-stride stream (the strided loads were gathers or scalar). Cells no
+// row or column maps to stay zero. Returns the quarter size Hq*Wq; `extra` zeroed values follow.
+template <typename T>
+inline int64_t split_quarters(const T* xp, int Hp, int Wp, std::vector<T>& buf, int64_t extra) {
+  const int Hq = (Hp + 1) / 2, Wq = (Wp + 1) / 2;
+  const int64_t qsz = int64_t(Hq) * Wq;
+  buf.assign(size_t(4 * qsz + extra), T(0));
+  for (int r = 0; r < Hp; ++r) {
+    const T* xr = xp + int64_t(r) * Wp;
+    T* q0 = buf.data() + int64_t(2 * (r & 1)) * qsz + int64_t(r / 2) * Wq;
+    T* q1 = q0 + qsz;
+    for (int j = 0; j < Wp / 2; ++j) {  // indexed by the half column, so it vectorises
+      q0[j] = xr[2 * j];
+      q1[j] = xr[2 * j + 1];
+    }
+    if (Wp & 1) q0[Wp / 2] = xr[Wp - 1];
+  }
+  return qsz;
+}
+
+
 // y (Ho x Wo, contiguous) = depthwise(xp). acc: scratch of Ho*Wp.
 template <typename T>
 inline void dw_plane_fwd(const T* xp, int Wp, const T* w, const ConvGeom& g, T* y, T* acc) {
@@ -215,6 +239,25 @@ inline void dw_plane_fwd(const T* xp, int Wp, const T* w, const ConvGeom& g, T* 
     for (int oh = 0; oh < Ho; ++oh) std::memcpy(y + int64_t(oh) * Wo, acc + int64_t(oh) * Wp, sizeof(T) * Wo);
     return;
   }
+  if (s == 2) {
+    // Quarter planes (split_quarters): each tap adds w * one unit-stride stream into a wide
+    // accumulator of row stride Wq, taps in (i, j) order from zero as below; then the rows are copied.
+    thread_local std::vector<T> buf;
+    const int Wq = (Wp + 1) / 2;
+    const int64_t Q = int64_t(Ho - 1) * Wq + Wo;
+    const int64_t qsz = split_quarters(xp, g.Hp(), Wp, buf, int64_t(Ho) * Wq);
+    T* __restrict wide = buf.data() + 4 * qsz;
+    for (int i = 0; i < g.KH; ++i)
+      for (int j = 0; j < g.KW; ++j) {
+        const int rr = i * d, cc = j * d;
+        const T* __restrict src = buf.data() + int64_t(2 * (rr & 1) + (cc & 1)) * qsz + int64_t(rr / 2) * Wq + cc / 2;
+        const T wv = w[i * g.KW + j];
+#pragma omp simd
+        for (int64_t q = 0; q < Q; ++q) wide[q] += wv * src[q];
+      }
+    for (int oh = 0; oh < Ho; ++oh) std::memcpy(y + int64_t(oh) * Wo, wide + int64_t(oh) * Wq, sizeof(T) * Wo);
+    return;
+  }
   for (int oh = 0; oh < Ho; ++oh) {
     T* yr = y + int64_t(oh) * Wo;
     for (int ow = 0; ow < Wo; ++ow) yr[ow] = T(0);
@@ -223,12 +266,7 @@ inline void dw_plane_fwd(const T* xp, int Wp, const T* w, const ConvGeom& g, T* 
       for (int j = 0; j < g.KW; ++j) {
         const T wv = w[i * g.KW + j];
         const T* xs = xr + j * d;
-        if (s == 2) {
-#pragma omp simd
-          for (int ow = 0; ow < Wo; ++ow) yr[ow] += wv * xs[2 * ow];
-        } else {
-          for (int ow = 0; ow < Wo; ++ow) yr[ow] += wv * xs[int64_t(ow) * s];
-        }
+        for (int ow = 0; ow < Wo; ++ow) yr[ow] += wv * xs[int64_t(ow) * s];
       }
     }
   }
@@ -390,22 +428,11 @@ inline void dw_plane_bwd_weight(const T* xp, int Wp, const T* dy, const T* dyw, 
     // The padded plane as four quarter planes by row and column parity: input (2*oh + r, 2*ow + c)
     // is quarter (r&1, c&1) at (oh + r/2, ow + c/2), so with dy widened to the quarters' row stride
     // every tap is one unit-stride dot product, as for stride 1 (the strided loads ran scalar).
-    const int Hp = g.Hp(), Hq = (Hp + 1) / 2, Wq = (Wp + 1) / 2;
-    const int64_t qsz = int64_t(Hq) * Wq;
+    const int Wq = (Wp + 1) / 2;
     thread_local std::vector<T> buf;
-    buf.assign(size_t(4 * qsz + int64_t(Ho) * Wq), T(0));  // zeros: junk columns meet only zero dy
-    T* quarter = buf.data();
-    T* dyq = quarter + 4 * qsz;
-    for (int r = 0; r < Hp; ++r) {
-      const T* xr = xp + int64_t(r) * Wp;
-      T* q0 = quarter + int64_t(2 * (r & 1)) * qsz + int64_t(r / 2) * Wq;
-      T* q1 = q0 + qsz;
-      for (int j = 0; j < Wp / 2; ++j) {  // indexed by the half column, so it vectorises
-        q0[j] = xr[2 * j];
-        q1[j] = xr[2 * j + 1];
-      }
-      if (Wp & 1) q0[Wp / 2] = xr[Wp - 1];
-    }
+    const int64_t qsz = split_quarters(xp, g.Hp(), Wp, buf, int64_t(Ho) * Wq);  // + dy widened to Wq
+    const T* quarter = buf.data();
+    T* dyq = buf.data() + 4 * qsz;  // zeros: junk columns meet only zero dy
     for (int oh = 0; oh < Ho; ++oh) std::memcpy(dyq + int64_t(oh) * Wq, dy + int64_t(oh) * Wo, sizeof(T) * Wo);
     const int64_t Q = int64_t(Ho - 1) * Wq + Wo;
     for (int i = 0; i < g.KH; ++i)
