@@ -214,7 +214,9 @@ template <typename T>
 inline int64_t split_quarters(const T* xp, int Hp, int Wp, std::vector<T>& buf, int64_t extra) {
   const int Hq = (Hp + 1) / 2, Wq = (Wp + 1) / 2;
   const int64_t qsz = int64_t(Hq) * Wq;
-  buf.assign(size_t(4 * qsz + extra), T(0));
+  const size_t n = size_t(4 * qsz + extra);
+  if (buf.size() < n) buf.resize(n);
+  std::memset(buf.data(), 0, n * sizeof(T));  // vector::assign filled element by element
   for (int r = 0; r < Hp; ++r) {
     const T* xr = xp + int64_t(r) * Wp;
     T* q0 = buf.data() + int64_t(2 * (r & 1)) * qsz + int64_t(r / 2) * Wq;
