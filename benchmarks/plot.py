@@ -64,6 +64,13 @@ def plot_bench(path, out):
     print(png)
 
 
+def twin_legend(ax1, ax2, loc):
+    """One legend for the bars on ax1 and the lines on its twin ax2."""
+    h1, l1 = ax1.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax1.legend(h1 + h2, l1 + l2, loc=loc, fontsize=8)
+
+
 def plot_search(rows, run_dir, out):
     ep = [r["epoch"] for r in rows]
     secs = [r.get("epoch_seconds", r.get("seconds", 0.0)) for r in rows]
@@ -78,9 +85,7 @@ def plot_search(rows, run_dir, out):
             ax2.plot(ep, vals, marker="o", color=color, label=f"alive ops ({kind})")
     ax2.set_ylabel("alive ops (all edges)")
     ax2.set_ylim(bottom=0)
-    h1, l1 = ax1.get_legend_handles_labels()
-    h2, l2 = ax2.get_legend_handles_labels()
-    ax1.legend(h1 + h2, l1 + l2, loc="upper right", fontsize=8)
+    twin_legend(ax1, ax2, "upper right")
     ax1.set_title(f"search run: {os.path.basename(os.path.abspath(run_dir))}", fontsize=9)
     fig.tight_layout()
     png = os.path.join(out, "epoch_time_alive_ops.png")
@@ -102,9 +107,7 @@ def plot_train(rows, run_dir, out):
     if tested:
         ax2.plot(*zip(*tested), marker="s", color="tab:green", label="test accuracy")
     ax2.set_ylabel("accuracy")
-    h1, l1 = ax1.get_legend_handles_labels()
-    h2, l2 = ax2.get_legend_handles_labels()
-    ax1.legend(h1 + h2, l1 + l2, loc="lower right", fontsize=8)
+    twin_legend(ax1, ax2, "lower right")
     ax1.set_title(f"train stage: {os.path.basename(os.path.abspath(run_dir))}", fontsize=9)
     fig.tight_layout()
     png = os.path.join(out, "train_epochs.png")

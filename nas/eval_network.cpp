@@ -58,8 +58,7 @@ class EvalCell : public Module {
       shared_from_.push_back(static_cast<int>(k));
       if (share_stateless && m->named_parameters().empty() && m->named_buffers().empty())
         for (size_t j = 0; j < k; ++j)
-          if (genes_[j] == genes_[k] && shared_from_[j] == static_cast<int>(j) &&
-              ops_[j]->named_parameters().empty() && ops_[j]->named_buffers().empty()) {
+          if (genes_[j] == genes_[k]) {  // the first equal gene runs the op (same name: also stateless)
             shared_from_[k] = static_cast<int>(j);
             break;
           }

@@ -16,6 +16,19 @@ using namespace asap;
 using namespace asap::nas;
 using namespace asap::nas::test;
 
+namespace {
+// The smallest evaluation network the trainer tests run: 3 cells of C=4 on 1x8x8 inputs, 4 classes.
+TrainConfig tiny_train_config() {
+  TrainConfig tc;
+  tc.net.C = 4;
+  tc.net.layers = 3;
+  tc.net.in_channels = 1;
+  tc.net.input_size = 8;
+  tc.net.num_classes = 4;
+  return tc;
+}
+}  // namespace
+
 TEST_CASE("eval network forward/backward shapes", "[nas]") {
   EvalNetworkConfig c;
   c.C = 8;
@@ -58,12 +71,7 @@ TEST_CASE("eval network parameter count matches DARTS", "[nas]") {
 }
 
 TEST_CASE("eval trainer runs an epoch and resumes", "[nas]") {
-  TrainConfig tc;
-  tc.net.C = 4;
-  tc.net.layers = 3;
-  tc.net.in_channels = 1;
-  tc.net.input_size = 8;
-  tc.net.num_classes = 4;
+  TrainConfig tc = tiny_train_config();
   tc.epochs = 4;
   FixedSource tr(2, 4, 1, 8, 4, 50), te(1, 4, 1, 8, 4, 60);
   EvalTrainer a(darts_v2(), tc);
@@ -83,12 +91,7 @@ TEST_CASE("eval trainer runs an epoch and resumes", "[nas]") {
 }
 
 TEST_CASE("eval trainer: the per-step cosine falls to lr_min over every step and resumes on it", "[nas]") {
-  TrainConfig tc;
-  tc.net.C = 4;
-  tc.net.layers = 3;
-  tc.net.in_channels = 1;
-  tc.net.input_size = 8;
-  tc.net.num_classes = 4;
+  TrainConfig tc = tiny_train_config();
   tc.epochs = 2;
   tc.lr = 0.1;
   tc.lr_min = 0.01;
