@@ -50,6 +50,13 @@ EvalTrainer::EvalTrainer(const Genotype& g, const TrainConfig& cfg, Device dev)
   }
 }
 
+void EvalTrainer::set_data_parallel(dist::Communicator* comm) {
+  ASAP_CHECK(!comm || state_, "train: data parallel needs device-resident steps (run.on_nan: stop)");
+  ASAP_CHECK(!comm || !step_graphs_, "train: data parallel steps are not captured as CUDA graphs");
+  comm_ = comm;
+  sync_ = comm ? std::make_unique<dist::GradAllReduce>(*comm) : nullptr;
+}
+
 void EvalTrainer::step(const Batch& b) {
   if (state_) device_step(b);
   else train_step(b);
@@ -96,6 +103,7 @@ void EvalTrainer::step_on_device(const Tensor& x, const Tensor& y) {
   if (out.aux_logits.defined() && cfg_.aux_weight > 0)
     loss = ops::add(loss, ops::mul_scalar(ops::cross_entropy(out.aux_logits, y), cfg_.aux_weight));
   backward(loss);
+  if (sync_) sync_->average(weights_, x.dim(0));
   Tensor norm = cfg_.grad_clip > 0 ? clip_grad_norm_device(weights_, cfg_.grad_clip) : grad_norm_device(weights_);
   opt_->set_gate(norm);
   opt_->step();
@@ -106,6 +114,7 @@ void EvalTrainer::step_on_device(const Tensor& x, const Tensor& y) {
 
 StepReport EvalTrainer::sync_point() {
   StepReport r = state_->read();
+  if (comm_) average_over_ranks(r, *comm_);
   cache_trim_.trim_if_pending(dev_);  // the read waited for the device: the trim's cudaFree costs no sync
   if (r.first_bad >= 0)
     throw NumericError("train: non-finite loss or gradient norm at step " + std::to_string(r.first_bad));

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/cache_trim.h"
+#include "engine/distributed/grad_sync.h"
 #include "engine/optim/sgd.h"
 #include "engine/step_graph.h"
 #include "nas/batch.h"
@@ -69,6 +70,10 @@ class EvalTrainer {
   SGD& optimizer() { return *opt_; }
   bool step_graph_active() const { return graph_.active(); }
 
+  // Data parallel (docs/distributed.md): gradients averaged over `comm`'s ranks each step, epoch
+  // means over the ranks. `comm` must outlive the trainer; device-resident steps only.
+  void set_data_parallel(dist::Communicator* comm);
+
   // After every step; `loss` is the epoch's mean loss so far, updated at log points only on the
   // device-resident path (NaN before the first log point of an epoch).
   std::function<void(int epoch, int64_t step, double loss)> on_step;
@@ -88,6 +93,8 @@ class EvalTrainer {
   int epoch_ = 0;
   int64_t step_ = 0;
   std::unique_ptr<StepState> state_;  // device-resident steps (nas/step_state.h)
+  dist::Communicator* comm_ = nullptr;
+  std::unique_ptr<dist::GradAllReduce> sync_;
   void step_on_device(const Tensor& x, const Tensor& y);
   // CUDA graphs: static inputs, the captured step and what one replay adds to the host's counts.
   bool step_graphs_ = false;

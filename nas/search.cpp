@@ -108,6 +108,14 @@ Searcher::Searcher(const SearchConfig& cfg, Device dev)
   rebuild_weight_list();
 }
 
+void Searcher::set_data_parallel(dist::Communicator* comm) {
+  ASAP_CHECK(!comm || state_, "search: data parallel needs device-resident steps (run.on_nan: stop)");
+  ASAP_CHECK(!comm || !step_graphs_, "search: data parallel steps are not captured as CUDA graphs");
+  comm_ = comm;
+  w_sync_ = comm ? std::make_unique<dist::GradAllReduce>(*comm) : nullptr;
+  a_sync_ = comm ? std::make_unique<dist::GradAllReduce>(*comm) : nullptr;
+}
+
 void Searcher::rebuild_weight_list() { weights_ = net_->weights(); }
 
 bool Searcher::is_warmup_epoch() const { return annealer_.is_warmup_epoch(epoch_, step_); }

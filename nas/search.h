@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/cache_trim.h"
+#include "engine/distributed/grad_sync.h"
 #include "engine/optim/adam.h"
 #include "engine/step_graph.h"
 #include "engine/optim/sgd.h"
@@ -105,6 +106,11 @@ class Searcher {
   bool is_warmup_epoch() const;                 // for the next epoch
   double temperature() const { return net_->temperature(); }
 
+  // Data parallel (docs/distributed.md): each step's weight and alpha gradients become the global
+  // batch's (dist::GradAllReduce over the alive weights), and log points report the means over the
+  // ranks. `comm` (on the network's device) must outlive the searcher; device-resident steps only.
+  void set_data_parallel(dist::Communicator* comm);
+
   // Prunes (t, edge, op) and drops the optimizer state of its parameters.
   void prune(CellType t, int edge, int op);
 
@@ -166,6 +172,8 @@ class Searcher {
  public:
   bool step_graph_active() const { return graph_.active(); }
  private:
+  dist::Communicator* comm_ = nullptr;
+  std::unique_ptr<dist::GradAllReduce> w_sync_, a_sync_;
   bool prune_in_step_ = false;  // the device prune rule runs after each alpha step (run_epoch)
   StepReport last_report_;
 };

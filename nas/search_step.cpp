@@ -25,6 +25,7 @@ void Searcher::step_on_device(const Tensor& x, const Tensor& y, const Tensor* vx
     Tensor logits = net_->forward(x);
     Tensor loss = ops::cross_entropy(logits, y);
     backward(loss);
+    if (w_sync_) w_sync_->average(weights_, x.dim(0));  // the alive weights only (rebuilt per plan)
     Tensor norm = cfg_.grad_clip > 0 ? clip_grad_norm_device(weights_, cfg_.grad_clip) : grad_norm_device(weights_);
     w_opt_->set_gate(norm);
     w_opt_->step();
@@ -45,6 +46,7 @@ void Searcher::step_on_device(const Tensor& x, const Tensor& y, const Tensor* vx
     for (auto& w : weights_) w.impl()->requires_grad = true;
   else
     w_opt_->zero_grad();  // first order: the weight gradients of the val batch are discarded
+  if (a_sync_) a_sync_->average(net_->arch_parameters(), vx->dim(0));
   Tensor anorm = grad_norm_device(net_->arch_parameters());
   a_opt_->set_gate(anorm);
   net_->keep_decided_alphas([&] { a_opt_->step(); });  // weight decay leaves decided alphas
@@ -70,6 +72,7 @@ StepInfo Searcher::sync() {
 void Searcher::sync_point(StepInfo& info, std::vector<PruneEvent>& out) {
   ASAP_NVTX_RANGE("search/sync_point");
   last_report_ = state_->read();
+  if (comm_) average_over_ranks(last_report_, *comm_);
   cache_trim_.trim_if_pending(dev_);  // the read waited for the device: the trim's cudaFree costs no sync
   const StepReport& r = last_report_;
   if (r.first_bad >= 0)

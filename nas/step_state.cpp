@@ -90,4 +90,14 @@ StepReport StepState::read() const {
   return r;
 }
 
+void average_over_ranks(StepReport& r, dist::Communicator& comm) {
+  double v[4] = {r.loss_sum[0], r.loss_sum[1], r.acc_sum[0], r.acc_sum[1]};
+  comm.host().allreduce_sum(v, 4);
+  const double w = comm.size();
+  r.loss_sum[0] = v[0] / w;
+  r.loss_sum[1] = v[1] / w;
+  r.acc_sum[0] = v[2] / w;
+  r.acc_sum[1] = v[3] / w;
+}
+
 }  // namespace asap::nas

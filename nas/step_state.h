@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/distributed/communicator.h"
 #include "engine/search_kernels.h"
 #include "nas/annealer.h"
 
@@ -29,6 +30,11 @@ struct StepReport {
   double mean_loss(int slot) const { return steps[slot] ? loss_sum[slot] / double(steps[slot]) : 0.0; }
   double mean_acc(int slot) const { return steps[slot] ? acc_sum[slot] / double(steps[slot]) : 0.0; }
 };
+
+// Data parallel: the epoch's loss and accuracy sums become the means over the ranks of each rank's
+// sums (one host all-reduce at a log point). With equal shards that is the global batch's mean;
+// the prune records need nothing, every rank's are the same.
+void average_over_ranks(StepReport& r, dist::Communicator& comm);
 
 ScheduleConsts schedule_consts(const AnnealConfig& a, int edges, int ops);
 

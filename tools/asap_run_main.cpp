@@ -11,11 +11,13 @@
 #include <vector>
 
 #include "data/split.h"
+#include "engine/distributed/sync_batch_norm.h"
 #include "engine/error.h"
 #include "engine/io/process.h"
 #include "kernels/cpu/isa.h"
 #include "tools/interrupt.h"
 #include "tools/config.h"
+#include "tools/data_parallel.h"
 #include "tools/run_files.h"
 #include "tools/search_stage.h"
 #include "tools/stage_common.h"
@@ -93,6 +95,9 @@ run::RunConfig resume_config(const Args& a) {
   run::RunConfig recorded = run::load_config(recorded_path);
   run::RunConfig asked = run::load_config(a.config.empty() ? recorded_path : a.config, a.sets);
   recorded.run.out = asked.run.out = a.resume;  // --resume names the folder
+  // How the ranks are launched and how long a collective may wait do not change what is computed.
+  recorded.run.distributed = asked.run.distributed;
+  recorded.distributed.timeout_s = asked.distributed.timeout_s;
   std::string refused;
   for (const std::string& k : run::changed_keys(recorded, asked)) {
     const auto& ok = run::resume_changeable_keys();
@@ -102,7 +107,7 @@ run::RunConfig resume_config(const Args& a) {
     throw ConfigError("--resume " + a.resume + ": " + (a.config.empty() ? std::string("--set") : a.config) +
                       " changes " + refused + " of the recorded " + recorded_path +
                       "; a resume runs what the folder recorded (only run.threads, run.progress and run.plots "
-                      "may change); start a new run with --out for other values");
+                      "may change; run.distributed and distributed.timeout_s too); start a new run with --out for other values");
   recorded.run.threads = asked.run.threads;
   recorded.run.progress = asked.run.progress;
   recorded.run.plots = asked.run.plots;
@@ -185,8 +190,42 @@ const char* checked_cpu_isa() {
   }
 }
 
-int run_main(const Args& a, std::string& out_dir) {
+// The ranks of this job when it is data parallel (docs/distributed.md), else null.
+std::unique_ptr<run::DataParallel> g_dp;
+
+// Before anything reads the run folder: the launch decides whether this process is one of
+// several ranks. Ranks > 0 then run in their own scratch folder (a copy of the run folder on
+// --resume, sent by rank 0) with stdout muted; rank 0 alone writes the run folder.
+void start_data_parallel(Args& a) {
+  double timeout_s = 0;
+  const std::string mode = run::peek_distributed_mode(a.config, a.resume, a.sets, &timeout_s);
+  std::unique_ptr<dist::Communicator> host = dist::make_host_communicator(mode, dist::detect_launch(), timeout_s);
+  if (!host) return;
+  g_dp = std::make_unique<run::DataParallel>();
+  g_dp->host = std::move(host);
+  const std::string folder = run::setup_rank_folder(*g_dp, a.resume);
+  if (g_dp->root()) return;
+  if (!a.resume.empty()) a.resume = folder;
+  a.out = folder;
+  if (!std::freopen("/dev/null", "w", stdout)) throw IoError("rank " + std::to_string(g_dp->rank()) + ": cannot mute stdout");
+}
+
+// The device side and the options that need the resolved config.
+void finish_data_parallel(const run::RunConfig& cfg, Device dev) {
+  if (!g_dp) return;
+  if (cfg.run.on_nan == "skip_batch")
+    throw ConfigError(cfg.source + ": key 'run.on_nan': skip_batch reads each rank's loss on the host and could skip "
+                      "a batch on one rank only; data-parallel runs need stop");
+  g_dp->device = dist::make_device_communicator(*g_dp->host, dev, cfg.distributed.timeout_s);
+  if (cfg.distributed.sync_bn) dist::set_sync_batch_norm(g_dp->host.get());
+  std::printf("data parallel: %d ranks over %s, global batch %lld (search) / %lld (train), BN statistics %s\n",
+              g_dp->size(), g_dp->device->backend(), (long long)cfg.data.batch_size, (long long)cfg.train.batch_size,
+              cfg.distributed.sync_bn ? "over the global batch (sync_bn)" : "per rank");
+}
+
+int run_main(Args a, std::string& out_dir) {
   const char* cpu_isa = checked_cpu_isa();
+  start_data_parallel(a);
   const bool resume = !a.resume.empty();
   if (resume && !fs::is_directory(a.resume)) throw IoError("--resume " + a.resume + ": no such run folder");
   run::RunConfig cfg = resume ? resume_config(a) : run::load_config(a.config, a.sets);
@@ -230,6 +269,7 @@ int run_main(const Args& a, std::string& out_dir) {
   const Device dev = run::resolve_device(cfg.run.device);
   std::printf("asap_run: %s -> %s on %s (CPU kernels: %s)\n", cfg_path.c_str(), out.c_str(), dev.str().c_str(),
               cpu_isa);
+  finish_data_parallel(cfg, dev);
 
   nlohmann::json summary = {{"config", cfg_path}, {"device", dev.str()}, {"cpu_isa", cpu_isa}, {"seed", cfg.run.seed}};
   const std::string summary_path = path_in(out, "summary.json");
@@ -238,7 +278,7 @@ int run_main(const Args& a, std::string& out_dir) {
     if (old.is_object()) summary.update(old);
   }
   if (wants_search(a)) {
-    run::SearchOutcome s = run::run_search_stage(cfg, out, dev, resume);
+    run::SearchOutcome s = run::run_search_stage(cfg, out, dev, resume, g_dp.get());
     summary["search_seconds"] = s.seconds;
     summary["genotype"] = nas::to_text(s.genotype);
     // Genes the derivation took from an edge with no alive non-`none` op (docs/method.md).
@@ -248,7 +288,7 @@ int run_main(const Args& a, std::string& out_dir) {
   }
   if (wants_train(a)) {
     nas::Genotype g = run::resolve_genotype(cfg, out);
-    run::TrainOutcome t = run::run_train_stage(cfg, g, out, dev, resume);
+    run::TrainOutcome t = run::run_train_stage(cfg, g, out, dev, resume, g_dp.get());
     summary["genotype"] = nas::to_text(g);
     summary["test_accuracy"] = t.test_accuracy;
     summary["test_loss"] = t.test_loss;
@@ -258,9 +298,24 @@ int run_main(const Args& a, std::string& out_dir) {
     std::printf("test accuracy %.4f (loss %.4f), %lld parameters\n", t.test_accuracy, t.test_loss,
                 (long long)t.parameters);
   }
-  if (cfg.run.plots) plot_run(out);
+  if (cfg.run.plots && (!g_dp || g_dp->root())) plot_run(out);
   std::printf("run folder: %s\n", out.c_str());
   return 0;
+}
+
+// The end of a process: a rank's scratch folder goes; a failing rank of several ends the whole
+// job at once (MPI_Abort), so no peer waits in a collective for it.
+int finish(int code) {
+  if (!g_dp) return code;
+  run::remove_rank_folder(*g_dp);
+  if (code != 0 && g_dp->size() > 1) g_dp->host->abort(code);
+  g_dp.reset();  // MPI_Finalize
+  return code;
+}
+
+void print_error(const char* what) {
+  if (g_dp && !g_dp->root()) std::fprintf(stderr, "asap_run: rank %d: error: %s\n", g_dp->rank(), what);
+  else std::fprintf(stderr, "asap_run: error: %s\n", what);
 }
 
 }  // namespace
@@ -275,26 +330,29 @@ int main(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       return 0;
     }
-    return run_main(a, out_dir);
+    return finish(run_main(a, out_dir));
   } catch (const run::Interrupted& e) {
     std::fprintf(stderr, "asap_run: interrupted at epoch %d step %lld (%s stage); resume with: asap_run --resume %s\n",
                  e.epoch, (long long)e.step, e.stage.c_str(), out_dir.c_str());
-    return 128 + e.signal;
+    return finish(128 + e.signal);
   } catch (const ConfigError& e) {
-    std::fprintf(stderr, "asap_run: error: %s\n", e.what());
+    print_error(e.what());
     if (std::strncmp(e.what(), "command line", 12) == 0) std::fputs(kUsage, stderr);
-    return 2;
+    return finish(2);
   } catch (const IoError& e) {
-    std::fprintf(stderr, "asap_run: error: %s\n", e.what());
-    return 3;
+    print_error(e.what());
+    return finish(3);
   } catch (const NumericError& e) {
-    std::fprintf(stderr, "asap_run: error: %s\n", e.what());
-    return 4;
+    print_error(e.what());
+    return finish(4);
   } catch (const DeviceError& e) {
-    std::fprintf(stderr, "asap_run: error: %s\n", e.what());
-    return 5;
+    print_error(e.what());
+    return finish(5);
+  } catch (const dist::DistributedError& e) {
+    print_error(e.what());
+    return finish(6);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "asap_run: error: %s\n", e.what());
-    return 1;
+    print_error(e.what());
+    return finish(1);
   }
 }

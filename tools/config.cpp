@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <algorithm>
 #include <map>
 #include <set>
 #include <sstream>
@@ -225,6 +226,13 @@ void read_run(SectionReader r, RunSection& s) {
   r.get("cuda_graphs", s.cuda_graphs, {"auto", "on", "off"});
   r.get("plots", s.plots);
   r.get("tensorboard", s.tensorboard);
+  r.get("distributed", s.distributed, {"auto", "off", "mpi"});
+  r.finish();
+}
+
+void read_distributed(SectionReader r, DistributedSection& d) {
+  r.get("sync_bn", d.sync_bn);
+  r.get("timeout_s", d.timeout_s, 1, 86400);
   r.finish();
 }
 
@@ -253,6 +261,7 @@ RunConfig parse_config(const std::string& text, const std::string& name, const s
     read_search(top.section("search"), c.search);
     read_train(top.section("train"), c.train);
     read_run(top.section("run"), c.run);
+    read_distributed(top.section("distributed"), c.distributed);
     top.finish();
   } catch (const YAML::Exception& e) {
     // The readers turn every expected problem into a ConfigError; this keeps the contract (and
@@ -324,6 +333,10 @@ std::vector<std::string> changed_keys(const RunConfig& a, const RunConfig& b) {
     auto it = fb.find(k);
     if (it == fb.end() || it->second != v) changed.push_back(k);
   }
+  // Keys written only when set (the distributed ones) may exist on one side only.
+  for (const auto& kv : fb)
+    if (!fa.count(kv.first)) changed.push_back(kv.first);
+  std::sort(changed.begin(), changed.end());
   return changed;
 }
 
@@ -430,7 +443,17 @@ std::string to_yaml(const RunConfig& c) {
   e << YAML::Key << "cuda_graphs" << YAML::Value << c.run.cuda_graphs;
   e << YAML::Key << "plots" << YAML::Value << c.run.plots;
   e << YAML::Key << "tensorboard" << YAML::Value << c.run.tensorboard;
+  // The data-parallel keys appear only when set away from their defaults, so a single-process
+  // run writes the config.yaml it wrote before distribution existed.
+  const DistributedSection dd;
+  if (c.run.distributed != "auto") e << YAML::Key << "distributed" << YAML::Value << c.run.distributed;
   e << YAML::EndMap;
+  if (c.distributed.sync_bn != dd.sync_bn || c.distributed.timeout_s != dd.timeout_s) {
+    e << YAML::Key << "distributed" << YAML::Value << YAML::BeginMap;
+    e << YAML::Key << "sync_bn" << YAML::Value << c.distributed.sync_bn;
+    e << YAML::Key << "timeout_s" << YAML::Value << c.distributed.timeout_s;
+    e << YAML::EndMap;
+  }
   e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
 }

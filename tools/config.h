@@ -64,6 +64,15 @@ struct RunSection {
   std::string cuda_graphs = "auto";
   bool plots = true;            // PNG plots at the end when python3 + matplotlib exist
   bool tensorboard = false;     // RUN/tensorboard/ event files (docs/interop.md)
+  // auto: data-parallel when started by mpirun/srun with several ranks; off: never (refused
+  // under a launcher of several ranks); mpi: always through MPI (docs/distributed.md).
+  std::string distributed = "auto";
+};
+
+// Data-parallel options (docs/distributed.md); they matter only with more than one rank.
+struct DistributedSection {
+  bool sync_bn = false;     // BN batch statistics over the global batch instead of per rank
+  double timeout_s = 600;   // longest wait in one collective before a rank gives up (exit 6)
 };
 
 struct RunConfig {
@@ -71,6 +80,7 @@ struct RunConfig {
   nas::SearchConfig search;
   TrainConfig train;
   RunSection run;
+  DistributedSection distributed;
   std::string source;  // the file it came from (for messages)
 };
 

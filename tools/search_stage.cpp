@@ -13,6 +13,7 @@
 #include "tools/progress.h"
 #include "tools/run_files.h"
 #include "tools/export/run_outputs.h"
+#include "tools/data_parallel.h"
 #include "tools/stage_common.h"
 
 namespace fs = std::filesystem;
@@ -66,7 +67,8 @@ nas::Genotype read_searched_genotype(const std::string& out_dir) {
   }
 }
 
-SearchOutcome run_search_stage(const RunConfig& c, const std::string& out, Device dev, bool resume) {
+SearchOutcome run_search_stage(const RunConfig& c, const std::string& out, Device dev, bool resume,
+                               const DataParallel* dp) {
   ASAP_NVTX_RANGE("stage/search");
   const std::string ckpt = path_in(out, "checkpoints/search.safetensors");
   const std::string metrics = path_in(out, "metrics.jsonl");
@@ -87,8 +89,9 @@ SearchOutcome run_search_stage(const RunConfig& c, const std::string& out, Devic
   sc.net.num_classes = train_set->num_classes;
   sc.skip_nonfinite = c.run.on_nan == "skip_batch";
   sc.sync_every = dev.is_cuda() ? c.run.log_every : 1;
-  sc.cuda_graphs = dev.is_cuda() && c.run.cuda_graphs != "off" && !sc.skip_nonfinite;
+  sc.cuda_graphs = dev.is_cuda() && c.run.cuda_graphs != "off" && !sc.skip_nonfinite && !dp;
   nas::Searcher searcher(sc, dev);
+  if (dp) searcher.set_data_parallel(dp->device.get());
 
   double seconds_before = 0;
   if (resume && file_exists(ckpt)) {
@@ -152,6 +155,7 @@ SearchOutcome run_search_stage(const RunConfig& c, const std::string& out, Devic
       if (!train_loader.next(db)) return false;
       b.x = db.images;
       b.y = db.labels;
+      if (dp) take_shard(b, *dp);
       return true;
     };
     auto next_val = [&](nas::Batch& b) {
@@ -159,6 +163,7 @@ SearchOutcome run_search_stage(const RunConfig& c, const std::string& out, Devic
       if (!val_loader.next(db)) return false;
       b.x = db.images;
       b.y = db.labels;
+      if (dp) take_shard(b, *dp);
       return true;
     };
     nas::EpochStats st;
@@ -169,6 +174,7 @@ SearchOutcome run_search_stage(const RunConfig& c, const std::string& out, Devic
                          "); the last good checkpoint is " + (file_exists(ckpt) ? ckpt : std::string("(none yet)")));
     }
 
+    if (dp) check_search_agreement(*dp, searcher, epoch);  // never a different cell per rank
     nlohmann::json line = nas::to_json(st);
     line["stage"] = "search";
     line["epoch_seconds"] = st.seconds;

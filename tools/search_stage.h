@@ -7,6 +7,7 @@
 #include "tools/config.h"
 
 namespace asap::run {
+struct DataParallel;
 
 struct SearchOutcome {
   nas::Genotype genotype;
@@ -14,7 +15,9 @@ struct SearchOutcome {
 };
 
 // Runs (or resumes, when `resume` and a search checkpoint exists) the search stage in out_dir.
-SearchOutcome run_search_stage(const RunConfig& c, const std::string& out_dir, Device dev, bool resume);
+// dp: the ranks of a data-parallel run (tools/data_parallel.h), null for one process.
+SearchOutcome run_search_stage(const RunConfig& c, const std::string& out_dir, Device dev, bool resume,
+                               const DataParallel* dp = nullptr);
 
 // The genotype a finished search wrote to out_dir (genotype.json); throws asap::IoError.
 nas::Genotype read_searched_genotype(const std::string& out_dir);

@@ -14,6 +14,7 @@
 #include "tools/run_files.h"
 #include "tools/search_stage.h"
 #include "tools/export/run_outputs.h"
+#include "tools/data_parallel.h"
 #include "tools/stage_common.h"
 
 namespace fs = std::filesystem;
@@ -23,12 +24,14 @@ namespace {
 
 std::string path_in(const std::string& dir, const std::string& name) { return (fs::path(dir) / name).string(); }
 
-nas::BatchSource source_of(data::DataLoader& loader) {
-  return [&loader](nas::Batch& b) {
+// dp: each rank takes its shard of every batch (the test set is evaluated whole on every rank).
+nas::BatchSource source_of(data::DataLoader& loader, const DataParallel* dp = nullptr) {
+  return [&loader, dp](nas::Batch& b) {
     data::Batch db;
     if (!loader.next(db)) return false;
     b.x = db.images;
     b.y = db.labels;
+    if (dp) take_shard(b, *dp);
     return true;
   };
 }
@@ -61,7 +64,7 @@ nas::Genotype resolve_genotype(const RunConfig& c, const std::string& out_dir) {
 }
 
 TrainOutcome run_train_stage(const RunConfig& c, const nas::Genotype& g, const std::string& out, Device dev,
-                             bool resume) {
+                             bool resume, const DataParallel* dp) {
   ASAP_NVTX_RANGE("stage/train");
   const std::string ckpt = path_in(out, "checkpoints/train.safetensors");
   const std::string metrics = path_in(out, "metrics.jsonl");
@@ -97,8 +100,9 @@ TrainOutcome run_train_stage(const RunConfig& c, const nas::Genotype& g, const s
   tc.seed = c.run.seed;
   tc.skip_nonfinite = c.run.on_nan == "skip_batch";
   tc.sync_every = dev.is_cuda() ? c.run.log_every : 1;
-  tc.cuda_graphs = dev.is_cuda() && c.run.cuda_graphs != "off" && !tc.skip_nonfinite;
+  tc.cuda_graphs = dev.is_cuda() && c.run.cuda_graphs != "off" && !tc.skip_nonfinite && !dp;
   nas::EvalTrainer trainer(g, tc, dev);
+  if (dp) trainer.set_data_parallel(dp->device.get());
 
   TrainOutcome result;
   result.parameters = trainer.network().parameter_count_without_aux();
@@ -150,11 +154,12 @@ TrainOutcome run_train_stage(const RunConfig& c, const nas::Genotype& g, const s
     };
     nas::TrainEpochStats st;
     try {
-      st = trainer.run_epoch(source_of(train_loader));
+      st = trainer.run_epoch(source_of(train_loader, dp));
     } catch (const NumericError& e) {
       throw NumericError(std::string(e.what()) + " (train epoch " + std::to_string(epoch) +
                          "); the last good checkpoint is " + (file_exists(ckpt) ? ckpt : std::string("(none yet)")));
     }
+    if (dp) check_train_agreement(*dp, trainer, epoch);
     const bool last = trainer.finished();
     nlohmann::json line = nas::to_json(st);
     line["stage"] = "train";

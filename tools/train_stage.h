@@ -7,6 +7,7 @@
 #include "tools/config.h"
 
 namespace asap::run {
+struct DataParallel;
 
 struct TrainOutcome {
   double test_accuracy = 0, test_loss = 0;
@@ -18,7 +19,8 @@ struct TrainOutcome {
 // path to a genotype.txt/.json file, or (empty) the one the search wrote to out_dir.
 nas::Genotype resolve_genotype(const RunConfig& c, const std::string& out_dir);
 
+// dp: the ranks of a data-parallel run (tools/data_parallel.h), null for one process.
 TrainOutcome run_train_stage(const RunConfig& c, const nas::Genotype& g, const std::string& out_dir, Device dev,
-                             bool resume);
+                             bool resume, const DataParallel* dp = nullptr);
 
 }  // namespace asap::run

@@ -2,6 +2,7 @@
 // each one autograd node.
 #include "engine/ops.h"
 #include "engine/ops/op_util.h"
+#include "engine/distributed/sync_batch_norm.h"
 
 #include <algorithm>
 #include <cmath>
@@ -54,6 +55,10 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& gamma, const Tensor& beta, T
     // PyTorch refuses this too: the unbiased running variance would divide by zero.
     ASAP_CHECK_SHAPE(per_channel > 1, op, ": training needs more than one value per channel, input ",
                      x_in.shape().str());
+    // distributed.sync_bn: statistics over every rank's samples (engine/distributed); unset in a
+    // single process, which keeps the kernel path below.
+    if (dist::Communicator* sync = dist::sync_batch_norm())
+      return dist::sync_batch_norm_train(x_in, x, gamma, beta, running_mean, running_var, p, *sync);
     Tensor mean = Tensor::empty({C}, x.dtype(), dev);
     Tensor invstd = Tensor::empty({C}, x.dtype(), dev);
     ASAP_KERNEL(dev, bn_fwd_train)(x, gamma, beta, y, mean, invstd, running_mean, running_var, p);
