@@ -101,6 +101,23 @@ void BM_pwconv_fwd(benchmark::State& st) {
                                               benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// 1x1 conv backward: data (W^T dY per sample) and weight (dY X^T per sample, reduced). Args: C, HW, stride
+void BM_pwconv_bwd(benchmark::State& st) {
+  const int64_t C = st.range(0), HW = st.range(1);
+  Conv2dParams p{int(st.range(2)), 0, 1, 1};
+  const int64_t Ho = out_hw(HW, 1, p);
+  Tensor x = rnd({kN, C, HW, HW}, 1), w = rnd({C, C, 1, 1}, 2), dy = rnd({kN, C, Ho, Ho}, 3);
+  Tensor dx = Tensor::empty_like(x), dw = Tensor::empty_like(w);
+  const auto& kt = kernels(DeviceType::CPU);
+  for (auto _ : st) {
+    kt.conv2d_bwd_data(dy, w, dx, p);
+    kt.conv2d_bwd_weight(x, dy, dw, p);
+    benchmark::DoNotOptimize(dw.raw_data());
+  }
+  st.counters["GFLOP/s"] = benchmark::Counter(4.0 * kN * C * C * Ho * Ho * 1e-9,
+                                              benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void dw_args(benchmark::internal::Benchmark* b) {
   for (auto [C, HW] : {std::pair{8, 28}, {16, 14}, {32, 7}})
     for (int k : {3, 5})
@@ -122,4 +139,5 @@ BENCHMARK(BM_dwconv_fwd)->Apply(dw_args)->Unit(benchmark::kMicrosecond)->UseReal
 BENCHMARK(BM_dwconv_bwd)->Apply(dw_args)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_sepblock)->Apply(sep_args)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_pwconv_fwd)->Apply(pw_args)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_pwconv_bwd)->Apply(pw_args)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_MAIN();

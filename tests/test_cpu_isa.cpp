@@ -79,6 +79,16 @@ std::vector<Case> cases() {
                       },
                       {input({2, 3, 12, 12}, 11, dt), input({4, 3, 1, 7}, 12, dt), input({3, 4, 7, 1}, 13, dt)});
                 }});
+  // 1x1 convolutions on both sides of gemm_local's switch (kernels/cpu/conv_common.h): 13 x 20
+  // weights run small_gemm.h (row and column tails in every variant), 70 input channels OpenBLAS.
+  cs.push_back({"conv 1x1 small weight (register-blocked GEMM)", [](DType dt) {
+                  return fwd_bwd([](const std::vector<Tensor>& v) { return ops::conv2d(v[0], v[1], {}); },
+                                 {input({3, 20, 10, 9}, 14, dt), input({13, 20, 1, 1}, 15, dt)});
+                }});
+  cs.push_back({"conv 1x1 stride 2, 70 channels (OpenBLAS)", [](DType dt) {
+                  return fwd_bwd([](const std::vector<Tensor>& v) { return ops::conv2d(v[0], v[1], {2, 0, 1, 1}); },
+                                 {input({2, 70, 8, 8}, 16, dt), input({66, 70, 1, 1}, 17, dt)});
+                }});
   cs.push_back({"max pool 3x3 / avg pool 3x3 stride 2", [](DType dt) {
                   return fwd_bwd(
                       [](const std::vector<Tensor>& v) {

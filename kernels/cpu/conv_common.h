@@ -13,6 +13,7 @@
 #include "engine/error.h"
 #include "engine/kernel_table.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/small_gemm.h"
 #include "kernels/cpu/isa_target.h"
 
 namespace asap::cpu {
@@ -70,9 +71,15 @@ inline void blas_gemm(bool ta, bool tb, int m, int n, int k, double alpha, const
 ASAP_CPU_TARGET_BEGIN
 ASAP_CPU_VARIANT_NS_BEGIN
 
-// Row-major C[m,n] = alpha op(A) op(B) + beta C, split so that every BLAS call has
-// m*n*k <= 2^18. OpenBLAS (pthread build) runs such calls on the calling thread, so this can be
-// used from inside `omp parallel` without its thread pool fighting OpenMP for the cores.
+// The largest sides small_gemm.h takes (the weight's two sides: m and k for op(B) = B, m and n for
+// op(B) = B^T): every 1x1 convolution of the DARTS search (C = 16: 16..64 channels) and of the
+// quick start's network. Larger ones go to OpenBLAS, which is tuned for them when it knows the CPU.
+inline constexpr int kSmallGemmSide = 64;
+
+// Row-major C[m,n] = alpha op(A) op(B) + beta C on the calling thread, safe inside `omp parallel`.
+// Small weights run small_gemm.h's register-blocked kernels; the rest goes to OpenBLAS, split so
+// that every BLAS call has m*n*k <= 2^18: OpenBLAS (pthread build) runs such calls on the calling
+// thread, so its thread pool never fights OpenMP for the cores.
 template <typename T>
 void gemm_local(bool ta, bool tb, int m, int n, int k, T alpha, const T* a, int lda, const T* b,
                 int ldb, T beta, T* c, int ldc) {
@@ -81,6 +88,14 @@ void gemm_local(bool ta, bool tb, int m, int n, int k, T alpha, const T* a, int 
   if (k <= 0) {
     for (int i = 0; i < m; ++i)
       for (int j = 0; j < n; ++j) c[int64_t(i) * ldc + j] = beta == T(0) ? T(0) : beta * c[int64_t(i) * ldc + j];
+    return;
+  }
+  if (!tb && m <= kSmallGemmSide && k <= kSmallGemmSide) {
+    small_gemm_nn(ta, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  if (tb && !ta && m <= kSmallGemmSide && n <= kSmallGemmSide) {
+    small_gemm_nt(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
   if (int64_t(m) * n * k <= kMax) {
