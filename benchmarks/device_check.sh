@@ -12,6 +12,7 @@
 #              (CUDA vs CPU, every op and gradient) and "[cuda-step]" (the whole search step), then
 #              the conv tests again with ASAP_CONV_ALGO=im2col so both general-conv paths are checked
 #   3 memcheck compute-sanitizer --tool memcheck on one small [cuda] test
+#   3b nccl    asap_dist_tests "[nccl]": the NCCL communicator at world size 1 (built with MPI + NCCL)
 #   4 kernels  gpu_kernel_bench: GB/s and % of measured d2d cudaMemcpy bandwidth (L2 flushed)
 #   5 step     tools' asap_bench on the gpu-darts configuration, if that binary exists
 # Writes $OUT/device_check.log, $OUT/device_check.json (+ kernel_bench.json, asap_bench.jsonl) where
@@ -25,7 +26,7 @@ if [ "${1:-}" = "--pack" ]; then
   B=${2:-build-cuda}
   D="$B/device-bin"
   rm -rf "$D" && mkdir -p "$D/bin" "$D/lib"
-  for exe in tests/asap_tests benchmarks/gpu_kernel_bench tools/asap_bench tools/asap_run; do
+  for exe in tests/asap_tests tests/asap_dist_tests benchmarks/gpu_kernel_bench tools/asap_bench tools/asap_run; do
     [ -x "$B/$exe" ] && cp "$B/$exe" "$D/bin/"
   done
   find "$B" -path "$D" -prune -o -name '*.so' -print | while read -r so; do cp -L "$so" "$D/lib/"; done
@@ -175,12 +176,12 @@ if [ -z "$BIN" ]; then
   run_stage configure 90 "cmake -DASAP_CUDA=ON sm_90" -- cmake -S "$ROOT" -B "$B" -G Ninja -DASAP_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=Release ${CUDNN_ROOT:+-DCUDNN_ROOT=$CUDNN_ROOT}
   TARGETS="asap_tests"
-  for t in gpu_kernel_bench asap_bench; do
+  for t in gpu_kernel_bench asap_bench asap_dist_tests; do
     ninja -C "$B" -t targets all 2>/dev/null | grep -q "^$t:" && TARGETS="$TARGETS $t"
   done
   run_stage build 300 "ninja $TARGETS" -- ninja -C "$B" -j"$(nproc)" $TARGETS
   mkdir -p "$B/device-bin-links"
-  for f in tests/asap_tests benchmarks/gpu_kernel_bench tools/asap_bench; do
+  for f in tests/asap_tests tests/asap_dist_tests benchmarks/gpu_kernel_bench tools/asap_bench; do
     [ -x "$B/$f" ] && ln -sf "$B/$f" "$B/device-bin-links/$(basename "$f")"
   done
   BIN="$B/device-bin-links"
@@ -225,6 +226,13 @@ if [ -x "$BIN/asap_tests" ]; then
   fi
 else
   record tests "FAIL" 0 "no asap_tests binary"
+fi
+
+# ---- stage 3b: the NCCL communicator at world size 1 (a singleton MPI process; docs/distributed.md)
+if [ -x "$BIN/asap_dist_tests" ]; then
+  run_stage nccl 30 "asap_dist_tests [nccl], world size 1" -- "$BIN/asap_dist_tests" "[nccl]" --warn NoTests
+else
+  record nccl "skipped" 0 "asap_dist_tests not built (no MPI or no NCCL in this build)"
 fi
 
 # ---- stage 4: kernel bandwidth
