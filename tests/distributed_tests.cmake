@@ -8,6 +8,7 @@ find_program(ASAP_MPIRUN NAMES mpirun mpiexec)
 add_executable(asap_dist_tests ${CMAKE_SOURCE_DIR}/tests/distributed/dist_test_main.cpp
                ${CMAKE_SOURCE_DIR}/tests/distributed/test_communicator.cpp
                ${CMAKE_SOURCE_DIR}/tests/distributed/test_sync_batch_norm.cpp
+               ${CMAKE_SOURCE_DIR}/tests/distributed/test_launch.cpp
                ${CMAKE_SOURCE_DIR}/tests/distributed/test_nccl.cpp)
 set_source_files_properties(${CMAKE_SOURCE_DIR}/tests/distributed/dist_test_main.cpp PROPERTIES COMPILE_OPTIONS "-O0")
 target_link_libraries(asap_dist_tests PRIVATE asap_engine Catch2::Catch2)
