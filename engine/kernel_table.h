@@ -77,6 +77,13 @@ struct KernelTable {
   void (*conv2d_bwd_data)(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dParams& p) = nullptr;
   void (*conv2d_bwd_weight)(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dParams& p) = nullptr;
 
+  // --- ReLU fused into a 1x1 conv: y = conv1x1(relu(x)) at p.stride (CPU conv.cpp). Optional: on a
+  // backend without it, ops::relu_conv1x1 runs relu then conv2d. x may be strided; dx is contiguous
+  // and x-shaped; dx or dw may be undefined (not wanted).
+  void (*relu_pw_fwd)(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dParams& p) = nullptr;
+  void (*relu_pw_bwd)(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx, Tensor& dw,
+                      const Conv2dParams& p) = nullptr;
+
   // --- fused separable block: y = pw(dw(relu(x))) (sepconv.*) ---
   // wd [C,1,k,k] depthwise (stride/padding/dilation in p, groups = C), wp [O,C,1,1].
   // mid (optional output, [N,C,Ho,Wo]) receives dw(relu(x)) for the backward pass.

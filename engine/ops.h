@@ -23,6 +23,9 @@ Tensor narrow(const Tensor& x, int dim, int64_t start, int64_t length);
 
 // convolution (engine/ops/conv_ops.cpp); w [O, C/groups, k, k], no bias
 Tensor conv2d(const Tensor& x, const Tensor& w, const Conv2dParams& p);
+// conv2d(relu(x), w, stride) for a 1x1 w [O,C,1,1] without padding, the ReLU fused into the conv
+// where the backend has the kernel (relu_pw_*), else the two ops. x may be a strided view.
+Tensor relu_conv1x1(const Tensor& x, const Tensor& w, int stride = 1);
 // Fused ReLU -> depthwise (wd [C,1,k,k], stride/padding/dilation from p) -> 1x1 (wp [O,C,1,1]).
 Tensor sep_block(const Tensor& x, const Tensor& wd, const Tensor& wp, const Conv2dParams& p);
 

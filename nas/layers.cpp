@@ -50,6 +50,8 @@ ReLUConvBN::ReLUConvBN(int64_t cin, int64_t cout, int k, int stride, int padding
 }
 
 Tensor ReLUConvBN::forward(const Tensor& x) {
+  // The cells' 1x1 preprocessing: the ReLU fused into the conv (no relu(x) tensor).
+  if (w_.dim(2) == 1 && w_.dim(3) == 1 && p_.padding == 0) return bn_->forward(ops::relu_conv1x1(x, w_, p_.stride));
   return bn_->forward(ops::conv2d(ops::relu(x), w_, p_));
 }
 
@@ -62,13 +64,11 @@ FactorizedReduce::FactorizedReduce(int64_t cin, int64_t cout, bool affine, Gener
 }
 
 Tensor FactorizedReduce::forward(const Tensor& x) {
-  Conv2dParams p;
-  p.stride = 2;
-  Tensor r = ops::relu(x);
-  // The shifted input x[:, :, 1:, 1:] is a strided view (no copy); the 1x1 kernel reads it in place.
-  Tensor shifted = ops::narrow(ops::narrow(r, 2, 1, r.dim(2) - 1), 3, 1, r.dim(3) - 1);
-  Tensor a = ops::conv2d(r, w1_, p);
-  Tensor b = ops::conv2d(shifted, w2_, p);
+  // The shifted input x[:, :, 1:, 1:] is a strided view (no copy); the 1x1 kernels read it in
+  // place, each half with the ReLU fused in.
+  Tensor shifted = ops::narrow(ops::narrow(x, 2, 1, x.dim(2) - 1), 3, 1, x.dim(3) - 1);
+  Tensor a = ops::relu_conv1x1(x, w1_, 2);
+  Tensor b = ops::relu_conv1x1(shifted, w2_, 2);
   return bn_->forward(ops::concat_channels({a, b}));
 }
 

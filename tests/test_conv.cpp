@@ -232,3 +232,65 @@ TEST_CASE("gradient check catches a wrong conv gradient", "[conv][!shouldfail]")
   };
   test::check_gradients(f, {x});
 }
+
+// ops::relu_conv1x1 (the ReLU fused into the 1x1 conv of ReLUConvBN and FactorizedReduce) is the
+// same arithmetic as relu then conv2d: forward and both gradients bit for bit, on contiguous inputs
+// at stride 1 and 2 and on FactorizedReduce's shifted view; and its gradients pass central
+// differences in float64.
+TEST_CASE("relu_conv1x1 equals relu then conv2d bit for bit, and passes central differences", "[conv]") {
+  struct FusedCase {
+    const char* name;
+    Shape x, w;
+    int stride;
+    bool shifted;
+  };
+  const std::vector<FusedCase> cs = {{"1x1 stride 1", {3, 6, 9, 7}, {5, 6, 1, 1}, 1, false},
+                                     {"1x1 stride 2", {2, 5, 10, 9}, {4, 5, 1, 1}, 2, false},
+                                     {"1x1 stride 2 on the shifted view", {2, 5, 10, 10}, {4, 5, 1, 1}, 2, true}};
+  auto view = [](const Tensor& x, bool shifted) {
+    return shifted ? ops::narrow(ops::narrow(x, 2, 1, x.dim(2) - 1), 3, 1, x.dim(3) - 1) : x;
+  };
+  uint64_t seed = 700;
+  for (const FusedCase& c : cs)
+    for (DType dt : {DType::F32, DType::F64}) {
+      INFO(c.name << " " << dtype_name(dt));
+      seed += 4;
+      auto run = [&](bool fused) {
+        Tensor x = test::random_tensor(c.x, seed).to(dt), w = test::random_tensor(c.w, seed + 1).to(dt);
+        x.set_requires_grad(true);
+        w.set_requires_grad(true);
+        Tensor v = view(x, c.shifted);
+        Conv2dParams p;
+        p.stride = c.stride;
+        Tensor y = fused ? ops::relu_conv1x1(v, w, c.stride) : ops::conv2d(ops::relu(v), w, p);
+        backward(y, test::random_tensor(y.shape(), seed + 2).to(dt));
+        return std::vector<std::vector<double>>{y.to_vector_f64(), x.grad().to_vector_f64(),
+                                                w.grad().to_vector_f64()};
+      };
+      const auto fused = run(true), unfused = run(false);
+      CHECK(fused[0] == unfused[0]);
+      CHECK(fused[1] == unfused[1]);
+      CHECK(fused[2] == unfused[2]);
+      if (dt == DType::F64) {
+        Tensor x = test::random_tensor(c.x, seed + 3), w = test::random_tensor(c.w, seed + 1);
+        x.set_requires_grad(true);
+        w.set_requires_grad(true);
+        test::check_gradients(
+            [&](const std::vector<Tensor>& in) { return ops::relu_conv1x1(view(in[0], c.shifted), in[1], c.stride); },
+            {x, w});
+      }
+    }
+}
+
+TEST_CASE("relu_conv1x1 records one node and rejects a kernel that is not 1x1", "[conv]") {
+  Tensor x = test::random_tensor({2, 3, 6, 6}, 41, DType::F32), w = test::random_tensor({4, 3, 1, 1}, 42, DType::F32);
+  w.set_requires_grad(true);
+  clear_tape();
+  Tensor y = ops::relu_conv1x1(x, w, 1);
+  CHECK(tape_size() == 1);
+  backward(ops::sum(y));
+  CHECK(w.grad().defined());
+  CHECK_FALSE(x.grad().defined());
+  CHECK_THROWS_AS(ops::relu_conv1x1(x, test::random_tensor({4, 3, 3, 3}, 43, DType::F32), 1), ShapeError);
+  CHECK_THROWS_AS(ops::relu_conv1x1(x, test::random_tensor({4, 2, 1, 1}, 44, DType::F32), 1), ShapeError);
+}

@@ -89,6 +89,14 @@ std::vector<Case> cases() {
                   return fwd_bwd([](const std::vector<Tensor>& v) { return ops::conv2d(v[0], v[1], {2, 0, 1, 1}); },
                                  {input({2, 70, 8, 8}, 16, dt), input({66, 70, 1, 1}, 17, dt)});
                 }});
+  cs.push_back({"relu_conv1x1 stride 2 on a shifted view (FactorizedReduce)", [](DType dt) {
+                  return fwd_bwd(
+                      [](const std::vector<Tensor>& v) {
+                        Tensor s = ops::narrow(ops::narrow(v[0], 2, 1, 9), 3, 1, 9);
+                        return ops::add(ops::relu_conv1x1(v[0], v[1], 2), ops::relu_conv1x1(s, v[2], 2));
+                      },
+                      {input({3, 7, 10, 10}, 18, dt), input({6, 7, 1, 1}, 19, dt), input({6, 7, 1, 1}, 20, dt)});
+                }});
   cs.push_back({"max pool 3x3 / avg pool 3x3 stride 2", [](DType dt) {
                   return fwd_bwd(
                       [](const std::vector<Tensor>& v) {

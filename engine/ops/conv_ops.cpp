@@ -38,25 +38,29 @@ void check_params(const char* op, const Conv2dParams& p) {
 // Contiguous copy unless already contiguous. Only the 1x1 kernels accept a strided x.
 Tensor packed(const Tensor& t) { return t.is_contiguous() ? t : t.contiguous(); }
 
+// conv2d's argument checks; returns the output shape [N, O, Ho, Wo].
+Shape conv_output_shape(const char* op, const Tensor& x_in, const Tensor& w_in, const Conv2dParams& p) {
+  check_same(op, x_in, w_in, "x", "w");
+  check_params(op, p);
+  ASAP_CHECK_SHAPE(x_in.ndim() == 4 && w_in.ndim() == 4, op, ": expected x [N,C,H,W] and w [O,C/g,k,k], got x ",
+                   x_in.shape().str(), " and w ", w_in.shape().str());
+  const int64_t C = x_in.dim(1), O = w_in.dim(0);
+  ASAP_CHECK_SHAPE(C % p.groups == 0 && O % p.groups == 0 && w_in.dim(1) == C / p.groups, op, ": x ",
+                   x_in.shape().str(), " and w ", w_in.shape().str(), " do not match groups ", p.groups);
+  return Shape{x_in.dim(0), O, out_size(op, x_in.dim(2), w_in.dim(2), p, x_in, w_in),
+               out_size(op, x_in.dim(3), w_in.dim(3), p, x_in, w_in)};
+}
+
 }  // namespace
 
 Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Conv2dParams& p) {
-  check_same("conv2d", x_in, w_in, "x", "w");
-  check_params("conv2d", p);
-  ASAP_CHECK_SHAPE(x_in.ndim() == 4 && w_in.ndim() == 4, "conv2d: expected x [N,C,H,W] and w [O,C/g,k,k], got x ",
-                   x_in.shape().str(), " and w ", w_in.shape().str());
-  const int64_t N = x_in.dim(0), C = x_in.dim(1), O = w_in.dim(0);
-  ASAP_CHECK_SHAPE(C % p.groups == 0 && O % p.groups == 0 && w_in.dim(1) == C / p.groups,
-                   "conv2d: x ", x_in.shape().str(), " and w ", w_in.shape().str(),
-                   " do not match groups ", p.groups);
-  const int64_t Ho = out_size("conv2d", x_in.dim(2), w_in.dim(2), p, x_in, w_in);
-  const int64_t Wo = out_size("conv2d", x_in.dim(3), w_in.dim(3), p, x_in, w_in);
+  const Shape ys = conv_output_shape("conv2d", x_in, w_in, p);
   const bool one_by_one = w_in.dim(2) == 1 && w_in.dim(3) == 1;
   const Tensor x = one_by_one ? x_in : packed(x_in);  // FactorizedReduce's view stays a view
   const Tensor w = packed(w_in);
 
   OpScope scope("conv2d");
-  Tensor y = Tensor::empty({N, O, Ho, Wo}, x.dtype(), x.device());
+  Tensor y = Tensor::empty(ys, x.dtype(), x.device());
   ASAP_KERNEL(x.device(), conv2d_fwd)(x, w, y, p);
 
   if (needs_record({&x_in, &w_in})) {
@@ -75,6 +79,34 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Conv2dParams& p) {
                gin[1] = Tensor::empty(wshape, dy.dtype(), dy.device());
                ASAP_KERNEL(dy.device(), conv2d_bwd_weight)(saved_x, dy, gin[1], p);
              }
+           });
+  }
+  return y;
+}
+
+Tensor relu_conv1x1(const Tensor& x_in, const Tensor& w_in, int stride) {
+  Conv2dParams p;
+  p.stride = stride;
+  if (!x_in.defined() || !kernels(x_in.device().type).relu_pw_fwd) return conv2d(relu(x_in), w_in, p);
+  const Shape ys = conv_output_shape("relu_conv1x1", x_in, w_in, p);
+  ASAP_CHECK_SHAPE(w_in.dim(1) == x_in.dim(1) && w_in.dim(2) == 1 && w_in.dim(3) == 1,
+                   "relu_conv1x1: expected w [O,", x_in.dim(1), ",1,1], got ", w_in.shape().str());
+  const Tensor w = packed(w_in);  // x is read through its strides (FactorizedReduce's shifted view)
+
+  OpScope scope("relu_conv1x1");
+  Tensor y = Tensor::empty(ys, x_in.dtype(), x_in.device());
+  ASAP_KERNEL(x_in.device(), relu_pw_fwd)(x_in, w, y, p);
+  if (needs_record({&x_in, &w_in})) {
+    // Both gradients need x (the mask, relu(x) recomputed for dw); dx needs w.
+    record("relu_conv1x1", y, {x_in, w_in},
+           [x = x_in, w, p](const Tensor& gout, const std::vector<bool>& needs, std::vector<Tensor>& gin) {
+             Tensor dy = packed(gout);
+             Tensor dx, dw;
+             if (needs[0]) dx = Tensor::empty(x.shape(), dy.dtype(), dy.device());
+             if (needs[1]) dw = Tensor::empty(w.shape(), dy.dtype(), dy.device());
+             ASAP_KERNEL(dy.device(), relu_pw_bwd)(x, w, dy, dx, dw, p);
+             gin[0] = dx;
+             gin[1] = dw;
            });
   }
   return y;

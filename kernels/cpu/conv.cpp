@@ -3,6 +3,7 @@
 //    N*C planes, no im2col (the DARTS sep/dil convs);
 //  - 1x1, no padding, groups 1: one GEMM per sample (a strided or stride>1 input is gathered first);
 //  - everything else (stem 3x3, grouped convs): im2col + GEMM per sample and group.
+// Also the 1x1 conv of relu(x) with the ReLU fused in (relu_pw_*).
 // x is read through its strides in every path, so FactorizedReduce's shifted view needs no copy.
 // Weight gradients are per-sample partials reduced in sample order: bit-identical results for any
 // thread count.
@@ -91,25 +92,36 @@ void dw_bwd_weight(const Tensor& x, const Tensor& dy, Tensor& dw, const ConvGeom
 }
 
 // ------------------------------------------------------------------ 1x1 (GEMM per sample)
-// Returns sample n of x as a contiguous [C, Ho*Wo] matrix: x itself when it already is one,
-// else a gather (stride > 1 and/or a strided view) into this thread's scratch.
-template <typename T>
+// Returns sample n of x (kRelu: of relu(x)) as a contiguous [C, Ho*Wo] matrix: x itself when it
+// already is one and no ReLU is asked for, else a gather (stride > 1 and/or a strided view, with the
+// ReLU applied on the way) into this thread's scratch.
+template <typename T, bool kRelu = false>
 const T* pw_input(const T* X, const ConvGeom& g, int64_t n) {
   const T* xn = X + n * g.xsn;
-  if (g.s == 1 && g.xsw == 1 && g.xsh == g.W && g.xsc == int64_t(g.H) * g.W) return xn;
+  if (!kRelu && g.s == 1 && g.xsw == 1 && g.xsh == g.W && g.xsc == int64_t(g.H) * g.W) return xn;
   T* col = scratch_t<T>(kSlotCol, size_t(g.C) * g.P());
+  const int64_t step = int64_t(g.s) * g.xsw;
   for (int c = 0; c < g.C; ++c) {
     T* dst = col + int64_t(c) * g.P();
     const T* src = xn + c * g.xsc;
     for (int oh = 0; oh < g.Ho; ++oh) {
       const T* r = src + int64_t(oh) * g.s * g.xsh;
-      for (int ow = 0; ow < g.Wo; ++ow) dst[oh * g.Wo + ow] = r[int64_t(ow) * g.s * g.xsw];
+      T* d = dst + int64_t(oh) * g.Wo;
+      if (kRelu && step == 1) {
+#pragma omp simd
+        for (int ow = 0; ow < g.Wo; ++ow) d[ow] = r[ow] > T(0) ? r[ow] : T(0);
+      } else {
+        for (int ow = 0; ow < g.Wo; ++ow) {
+          const T v = r[ow * step];
+          d[ow] = !kRelu || v > T(0) ? v : T(0);
+        }
+      }
     }
   }
   return col;
 }
 
-template <typename T>
+template <typename T, bool kRelu = false>
 void pw_fwd(const Tensor& x, const Tensor& w, Tensor& y, const ConvGeom& g) {
   const T* X = x.data<T>();
   const T* Wt = w.data<T>();
@@ -117,7 +129,7 @@ void pw_fwd(const Tensor& x, const Tensor& w, Tensor& y, const ConvGeom& g) {
   const int P = g.P();
   parallel_for(g.N, true, [&](int64_t lo_, int64_t hi_) {
     for (int64_t n = lo_; n < hi_; ++n) {
-      const T* xn = pw_input(X, g, n);
+      const T* xn = pw_input<T, kRelu>(X, g, n);
       gemm_local<T>(false, false, g.O, P, g.C, T(1), Wt, g.C, xn, P, T(0), Y + n * g.O * P, P);
     }
   });
@@ -162,6 +174,59 @@ void pw_bwd_weight(const Tensor& x, const Tensor& dy, Tensor& dw, const ConvGeom
     }
   });
   reduce_partials(part, g.N, OC, dw.data<T>());
+}
+
+// ------------------------------------------------------------------ ReLU fused into a 1x1 conv
+// y = conv1x1(relu(x)) at stride s (ReLUConvBN with a 1x1 kernel, FactorizedReduce's two halves).
+// relu(x) is gathered per sample into this thread's scratch while it is in cache, instead of being
+// written to memory as a tensor and read back by the conv; the backward applies the ReLU mask as it
+// writes dx, instead of a separate pass over the conv's input gradient. The values and the GEMM
+// calls are those of relu -> conv2d, so the results have the same bits.
+
+// dx (contiguous, x's shape) = mask(x > 0) * (W^T dY scattered at the stride); dw = sum_n dY_n relu(x_n)^T,
+// per-sample partials reduced in sample order. Either may be undefined (not wanted).
+template <typename T>
+void relu_pw_bwd_t(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx, Tensor& dw, const ConvGeom& g) {
+  const T* X = x.data<T>();
+  const T* Wt = w.data<T>();
+  const T* DY = dy.data<T>();
+  T* DX = dx.defined() ? dx.data<T>() : nullptr;
+  const int P = g.P();
+  const int64_t HW = int64_t(g.H) * g.W, OC = int64_t(g.O) * g.C;
+  T* part = dw.defined() ? scratch_t<T>(kSlotPartial, size_t(g.N) * OC) : nullptr;
+  parallel_for(g.N, true, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t n = lo_; n < hi_; ++n) {
+      const T* dyn = DY + n * g.O * P;
+      if (part)
+        gemm_local<T>(false, true, g.O, g.C, P, T(1), dyn, P, pw_input<T, true>(X, g, n), P, T(0), part + n * OC, g.C);
+      if (!DX) continue;
+      T* dxn = DX + n * g.C * HW;
+      T* col = g.s == 1 ? dxn : scratch_t<T>(kSlotDmid, size_t(g.C) * P);
+      gemm_local<T>(true, false, g.C, P, g.O, T(1), Wt, g.C, dyn, P, T(0), col, P);
+      if (g.s != 1) std::memset(dxn, 0, sizeof(T) * size_t(g.C * HW));
+      for (int c = 0; c < g.C; ++c) {
+        const T* xc = X + n * g.xsn + c * g.xsc;
+        const T* gc = col + int64_t(c) * P;
+        T* dc = dxn + c * HW;
+        for (int oh = 0; oh < g.Ho; ++oh) {
+          const T* xr = xc + int64_t(oh) * g.s * g.xsh;
+          const T* gr = gc + int64_t(oh) * g.Wo;
+          T* dr = dc + int64_t(oh) * g.s * g.W;
+          if (g.s == 1 && g.xsw == 1) {
+#pragma omp simd
+            for (int ow = 0; ow < g.Wo; ++ow) {  // both loads unconditional, so it vectorises
+              const T v = gr[ow], xv = xr[ow];
+              dr[ow] = xv > T(0) ? v : T(0);
+            }
+          } else {
+            for (int ow = 0; ow < g.Wo; ++ow)
+              dr[int64_t(ow) * g.s] = xr[int64_t(ow) * g.s * g.xsw] > T(0) ? gr[ow] : T(0);
+          }
+        }
+      }
+    }
+  });
+  if (part) reduce_partials(part, g.N, OC, dw.data<T>());
 }
 
 // ------------------------------------------------------------------ general (im2col + GEMM)
@@ -322,11 +387,33 @@ void conv2d_bwd_weight_cpu(const Tensor& x, const Tensor& dy, Tensor& dw, const 
   else bwd_weight_t<double>(x, dy, dw, g);
 }
 
+void check_relu_pw(const ConvGeom& g, const char* what) {
+  ASAP_CHECK_SHAPE(g.KH == 1 && g.KW == 1 && g.pad == 0 && g.d == 1 && g.g == 1, what,
+                   ": needs a 1x1 kernel without padding, dilation or groups");
+}
+void relu_pw_fwd_cpu(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dParams& p) {
+  check_dtype(x, "relu_pw_fwd");
+  ConvGeom g = make_geom(x, w, y, p);
+  check_relu_pw(g, "relu_pw_fwd");
+  if (x.dtype() == DType::F32) pw_fwd<float, true>(x, w, y, g);
+  else pw_fwd<double, true>(x, w, y, g);
+}
+void relu_pw_bwd_cpu(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx, Tensor& dw,
+                     const Conv2dParams& p) {
+  check_dtype(x, "relu_pw_bwd");
+  ConvGeom g = make_geom(x, w, dy, p);
+  check_relu_pw(g, "relu_pw_bwd");
+  if (x.dtype() == DType::F32) relu_pw_bwd_t<float>(x, w, dy, dx, dw, g);
+  else relu_pw_bwd_t<double>(x, w, dy, dx, dw, g);
+}
+
 }  // namespace
 ASAP_CPU_TARGET_END
 
 ASAP_REGISTER_KERNEL(CPU, conv2d_fwd, conv2d_fwd_cpu);
 ASAP_REGISTER_KERNEL(CPU, conv2d_bwd_data, conv2d_bwd_data_cpu);
 ASAP_REGISTER_KERNEL(CPU, conv2d_bwd_weight, conv2d_bwd_weight_cpu);
+ASAP_REGISTER_KERNEL(CPU, relu_pw_fwd, relu_pw_fwd_cpu);
+ASAP_REGISTER_KERNEL(CPU, relu_pw_bwd, relu_pw_bwd_cpu);
 
 }  // namespace asap::cpu
