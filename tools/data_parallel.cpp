@@ -1,6 +1,10 @@
 #include "tools/data_parallel.h"
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
 
 #include <cstdio>
 #include <filesystem>
@@ -70,12 +74,29 @@ void broadcast_folder(dist::Communicator& host, const std::string& src, const st
 
 }  // namespace
 
+namespace {
+
+// Scratch folders of ranks that were killed (SIGKILL leaves no chance to clean up): named
+// asap_run-rankK-PID, removed when that process no longer exists.
+void remove_dead_scratch(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("asap_run-rank", 0) != 0) continue;
+    const size_t dash = name.rfind('-');
+    const long pid = std::atol(name.c_str() + dash + 1);
+    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) fs::remove_all(e.path(), ec);
+  }
+}
+
+}  // namespace
+
 std::string setup_rank_folder(DataParallel& dp, const std::string& resume_dir) {
   if (!dp.root()) {
     const char* tmp = std::getenv("TMPDIR");
-    dp.scratch = (fs::path(tmp && *tmp ? tmp : "/tmp") /
-                  ("asap_run-rank" + std::to_string(dp.rank()) + "-" + std::to_string(::getpid())))
-                     .string();
+    const fs::path base(tmp && *tmp ? tmp : "/tmp");
+    remove_dead_scratch(base);
+    dp.scratch = (base / ("asap_run-rank" + std::to_string(dp.rank()) + "-" + std::to_string(::getpid()))).string();
     fs::remove_all(dp.scratch);
     fs::create_directories(dp.scratch);
   }

@@ -106,5 +106,6 @@ grep -qiE "signal 9|killed|exited on signal|rank 1" "$T/killed.log" || { cat "$T
 [ ! -f "$T/killed/summary.json" ] || ! grep -q test_accuracy "$T/killed/summary.json" || fail "the killed run has a result"
 mpi2 "$ASAP_RUN" --resume "$T/killed" > "$T/resume.log" 2>&1 || { cat "$T/resume.log"; fail "--resume after the kill"; }
 grep -q "resumed search at epoch" "$T/resume.log" || fail "the resume did not continue the search"
+[ -z "$(ls -A "$T/tmp" | grep asap_run-rank || true)" ] || fail "the killed rank's scratch folder survived the resume"
 cmp -s "$T/whole/genotype.txt" "$T/killed/genotype.txt" || fail "the resumed run's genotype differs from the uninterrupted one"
 echo "asap_run_mpi_e2e: OK (kill ended the job in ${waited}s)"
