@@ -1,7 +1,8 @@
 // asap_run CONFIG [--out DIR] [--resume DIR] [--set k=v ...] [--stage search|train|all]
 // Runs an ASAP search, derives the cell, trains the evaluation network and evaluates it, all from
 // one YAML file. Exit codes: 0 success, 2 bad command line or config, 3 data/file/checkpoint
-// problem, 4 non-finite loss, 5 device error, 1 anything else. Errors are one line on stderr.
+// problem, 4 non-finite loss, 5 device error, 6 data-parallel collective failed, timed out or the ranks
+// diverged (docs/distributed.md), 1 anything else. Errors are one line on stderr.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
