@@ -181,7 +181,9 @@ struct KernelTable {
   // draws fresh masks on every replay. state: F64 [2] on s's device, {counter base, p}. s [N]
   // (F32/F64): s[n] = 1/(1-p) if philox_uniform_at(seed, state[0] + delta, n, 0, 1) >= p, else 0
   // (the host formula, so every backend and the host-drawn masks agree exactly).
-  void (*drop_path_mask)(const Tensor& state, uint64_t seed, uint64_t delta, Tensor& s) = nullptr;
+  // s[i] uses Philox element (first + i) of counter base state[0] + delta: a data-parallel rank's
+  // shard draws its samples' masks of the global batch.
+  void (*drop_path_mask)(const Tensor& state, uint64_t seed, uint64_t delta, uint64_t first, Tensor& s) = nullptr;
   void (*counter_advance)(Tensor& state, uint64_t counters) = nullptr;  // state[0] += counters
 };
 

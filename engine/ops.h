@@ -60,6 +60,7 @@ Tensor drop_path(const Tensor& x, double p, uint64_t seed, uint64_t offset);
 // The same with the counter base and p read from device memory: state is float64 [2]
 // {base, p} on x's device and the mask uses counter base + delta (p here is the host's copy, used
 // for validation and the p = 0 shortcut). A captured step replays with new masks.
-Tensor drop_path(const Tensor& x, double p, const Tensor& state, uint64_t seed, uint64_t delta);
+// `first`: x is samples [first, first + N) of a larger batch whose masks are drawn (data parallel).
+Tensor drop_path(const Tensor& x, double p, const Tensor& state, uint64_t seed, uint64_t delta, uint64_t first = 0);
 
 }  // namespace asap::ops

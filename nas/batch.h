@@ -10,6 +10,8 @@ namespace asap::nas {
 struct Batch {
   Tensor x;  // [N, Cin, H, W] float32 (any device; moved to the model's device)
   Tensor y;  // [N] int32 labels
+  // Data parallel: x is samples [first, first + N) of a global batch of `total` (0: the whole batch).
+  int64_t total = 0, first = 0;
 };
 // Fills the batch and returns true, or returns false at the end of the epoch.
 using BatchSource = std::function<bool(Batch&)>;

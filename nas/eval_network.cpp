@@ -68,8 +68,9 @@ class EvalCell : public Module {
 
   // Drop-path masks use counters dp_gen reserves, relative to `base` (the forward's first counter,
   // which the device holds in dp_state[0]).
+  // window_total / window_first: EvalNetwork::set_sample_window (0 / 0 in one process).
   Tensor forward2(const Tensor& s0, const Tensor& s1, double drop_prob, Generator& dp_gen, const Tensor& dp_state,
-                  uint64_t base) {
+                  uint64_t base, uint64_t window_total, uint64_t window_first) {
     ASAP_NVTX_RANGE(reduction_ ? "eval_cell/reduce" : "eval_cell/normal");
     std::vector<Tensor> states = {pre0_->forward(s0), pre1_->forward(s1)};
     const size_t nodes = genes_.size() / 2;
@@ -82,8 +83,8 @@ class EvalCell : public Module {
         op_out[g] = src != static_cast<int>(g) ? op_out[size_t(src)] : ops_[g]->forward(states[genes_[g].second]);
         h[k] = op_out[g];
         if (training() && drop_prob > 0 && !identity_[g]) {
-          const uint64_t n = static_cast<uint64_t>(h[k].dim(0));
-          h[k] = ops::drop_path(h[k], drop_prob, dp_state, dp_gen.seed(), dp_gen.reserve(n) - base);
+          const uint64_t n = window_total ? window_total : static_cast<uint64_t>(h[k].dim(0));
+          h[k] = ops::drop_path(h[k], drop_prob, dp_state, dp_gen.seed(), dp_gen.reserve(n) - base, window_first);
         }
       }
       states.push_back(ops::add(h[0], h[1]));
@@ -192,7 +193,7 @@ EvalNetwork::Output EvalNetwork::forward_all(const Tensor& x) {
   Tensor s1 = s0;
   const uint64_t base = dp_gen_.offset();
   for (size_t i = 0; i < cells_.size(); ++i) {
-    Tensor s2 = cells_[i]->forward2(s0, s1, drop_prob_, dp_gen_, dp_state_, base);
+    Tensor s2 = cells_[i]->forward2(s0, s1, drop_prob_, dp_gen_, dp_state_, base, window_total_, window_first_);
     s0 = s1;
     s1 = s2;
     if (static_cast<int>(i) == aux_pos_ && aux_ && training()) out.aux_logits = aux_->forward(s1);

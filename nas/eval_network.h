@@ -55,6 +55,13 @@ class EvalNetwork : public Module {
   // A replayed graph of one training forward advanced the device's counter by `counters`: the host
   // mirror follows without touching the device.
   void count_replayed_forward(uint64_t counters) { dp_gen_.set_state(dp_gen_.seed(), dp_gen_.offset() + counters); }
+  // Data parallel: the following forwards see samples [first, first + n) of a global batch of
+  // `total` (0: the input is the whole batch). Drop-path then reserves counters for the global
+  // batch and this shard takes its samples' ones, so every rank draws the masks one process would.
+  void set_sample_window(uint64_t total, uint64_t first) {
+    window_total_ = total;
+    window_first_ = first;
+  }
 
   int64_t parameter_count_without_aux() const;  // the size DARTS reports
   const Genotype& genotype() const { return genotype_; }
@@ -72,6 +79,7 @@ class EvalNetwork : public Module {
   double drop_prob_ = 0.0;
   Generator dp_gen_;
   Tensor dp_state_;  // {counter base, p} on the network's device
+  uint64_t window_total_ = 0, window_first_ = 0;  // set_sample_window
   void write_drop_path_state();
 };
 

@@ -64,6 +64,7 @@ void EvalTrainer::step(const Batch& b) {
 
 void EvalTrainer::device_step(const Batch& b) {
   cache_trim_.before_step(dev_, 0);
+  net_->set_sample_window(uint64_t(b.total), uint64_t(b.first));  // a rank's shard: the global masks
   if (!step_graphs_) {
     step_on_device(b.x.to(dev_), b.y.to(dev_));  // to() returns the tensor itself when it is there
     return;
@@ -125,6 +126,7 @@ double EvalTrainer::train_step(const Batch& b, double* acc, bool* skipped) {
   ASAP_NVTX_RANGE("train/step");
   cache_trim_.before_step(dev_, 0);
   net_->train(true);
+  net_->set_sample_window(uint64_t(b.total), uint64_t(b.first));
   Tensor x = b.x.to(dev_), y = b.y.to(dev_);
   opt_->zero_grad();
   const std::vector<Tensor> bn_stats = cfg_.skip_nonfinite ? net_->snapshot_buffers() : std::vector<Tensor>();

@@ -93,3 +93,21 @@ TEST_CASE("drop_path with a device-held counter equals the host-offset form", "[
   Tensor bad = Tensor::from_vector(std::vector<float>{300.0f, 0.2f}, Shape{2});
   CHECK_THROWS_AS(ops::drop_path(x, 0.2, bad, 11, 17), ShapeError);
 }
+
+// Data parallel: a rank's shard of a batch (samples [first, first + n)) draws exactly the masks
+// its samples get when the whole batch is drawn at once, whatever `first` is (Philox blocks hold 4).
+TEST_CASE("drop_path on a shard with `first` equals the whole batch's masks for those samples", "[drop_path]") {
+  Tensor x = random_tensor({23, 2, 3, 3}, 6, DType::F32, 0.5, 1.5);
+  Tensor state = Tensor::from_vector(std::vector<double>{123.0, 0.5}, Shape{2});
+  const std::vector<float> whole = ops::drop_path(x, 0.5, state, 9, 7).to_vector();
+  const int64_t per = 2 * 3 * 3;
+  int dropped = 0;
+  for (int64_t first : {0, 3, 5, 12, 22}) {
+    const int64_t n = std::min<int64_t>(7, 23 - first);
+    const std::vector<float> shard = ops::drop_path(x.narrow(0, first, n), 0.5, state, 9, 7, uint64_t(first)).to_vector();
+    const std::vector<float> want(whole.begin() + first * per, whole.begin() + (first + n) * per);
+    CHECK(shard == want);
+    for (int64_t i = 0; i < n; ++i) dropped += shard[size_t(i * per)] == 0.0f;
+  }
+  CHECK(dropped > 0);  // the masks drop something, so equal shards are not trivially equal
+}

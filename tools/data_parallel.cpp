@@ -119,6 +119,8 @@ void take_shard(nas::Batch& b, const DataParallel& dp) {
   const dist::Shard s = dist::shard_of(n, dp.rank(), dp.size());
   b.x = b.x.narrow(0, s.start, s.count).contiguous();
   b.y = b.y.narrow(0, s.start, s.count).contiguous();
+  b.total = n;  // drop-path draws the global batch's masks (EvalNetwork::set_sample_window)
+  b.first = s.start;
 }
 
 void check_search_agreement(const DataParallel& dp, const nas::Searcher& s, int epoch) {

@@ -8,7 +8,7 @@
 namespace asap::ops {
 using namespace detail;
 
-Tensor drop_path(const Tensor& x_in, double p, const Tensor& state, uint64_t seed, uint64_t delta) {
+Tensor drop_path(const Tensor& x_in, double p, const Tensor& state, uint64_t seed, uint64_t delta, uint64_t first) {
   const char* op = "drop_path";
   check_defined(op, x_in, "input");
   check_floating(op, x_in);
@@ -20,7 +20,7 @@ Tensor drop_path(const Tensor& x_in, double p, const Tensor& state, uint64_t see
   if (p == 0.0) return x_in;
   OpScope scope(op);
   Tensor s = Tensor::empty(Shape{x_in.dim(0)}, x_in.dtype(), x_in.device());
-  ASAP_KERNEL(x_in.device(), drop_path_mask)(state, seed, delta, s);
+  ASAP_KERNEL(x_in.device(), drop_path_mask)(state, seed, delta, first, s);
   Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty_like(x);
   ASAP_KERNEL(x.device(), scale_per_sample)(x, s, y);

@@ -34,18 +34,18 @@ void fill_uniform(Tensor& y, uint64_t seed, uint64_t offset, double lo, double h
 }
 
 template <typename T>
-void drop_path_mask_t(const Tensor& state, uint64_t seed, uint64_t delta, Tensor& s) {
+void drop_path_mask_t(const Tensor& state, uint64_t seed, uint64_t delta, uint64_t first, Tensor& s) {
   const double* st = state.data<double>();
   const uint64_t offset = static_cast<uint64_t>(st[0]) + delta;
   const double p = st[1];
   const T keep = static_cast<T>(1.0 / (1.0 - p));
   T* m = s.data<T>();
   for (int64_t n = 0; n < s.numel(); ++n)
-    m[n] = philox_uniform_at(seed, offset, static_cast<uint64_t>(n), 0.0, 1.0) >= p ? keep : T(0);
+    m[n] = philox_uniform_at(seed, offset, first + static_cast<uint64_t>(n), 0.0, 1.0) >= p ? keep : T(0);
 }
-void drop_path_mask(const Tensor& state, uint64_t seed, uint64_t delta, Tensor& s) {
+void drop_path_mask(const Tensor& state, uint64_t seed, uint64_t delta, uint64_t first, Tensor& s) {
   ASAP_CHECK(state.dtype() == DType::F64 && state.numel() == 2, "drop_path_mask: state must be float64 [2]");
-  ASAP_CPU_DISPATCH(s, drop_path_mask_t, state, seed, delta, s);
+  ASAP_CPU_DISPATCH(s, drop_path_mask_t, state, seed, delta, first, s);
 }
 void counter_advance(Tensor& state, uint64_t counters) {
   ASAP_CHECK(state.dtype() == DType::F64, "counter_advance: state must be float64");

@@ -30,13 +30,14 @@ __global__ void uniform_kernel(float* __restrict__ y, int64_t n, uint64_t seed, 
 // One thread per sample; the counter base and p are read from device memory (a replayed graph
 // draws new masks each step). 1 - u is exact, so the comparison equals the host's bit for bit.
 __global__ void drop_path_mask_kernel(const double* __restrict__ state, float* __restrict__ s, int64_t n,
-                                      uint64_t seed, uint64_t delta) {
+                                      uint64_t seed, uint64_t delta, uint64_t first) {
   const uint64_t offset = static_cast<uint64_t>(state[0]) + delta;
   const double p = state[1];
   const float keep = static_cast<float>(1.0 / (1.0 - p));
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const Philox4 r = philox4x32(seed, offset + static_cast<uint64_t>(i) / 4);
-    s[i] = 1.0 - philox_uniform01(r.v[i % 4]) >= p ? keep : 0.0f;
+    const uint64_t e = first + static_cast<uint64_t>(i);  // the sample's element of the global batch
+    const Philox4 r = philox4x32(seed, offset + e / 4);
+    s[i] = 1.0 - philox_uniform01(r.v[e % 4]) >= p ? keep : 0.0f;
   }
 }
 
@@ -44,13 +45,13 @@ __global__ void counter_advance_kernel(double* state, uint64_t counters) {
   state[0] += static_cast<double>(counters);
 }
 
-void drop_path_mask_cuda(const Tensor& state, uint64_t seed, uint64_t delta, Tensor& s) {
+void drop_path_mask_cuda(const Tensor& state, uint64_t seed, uint64_t delta, uint64_t first, Tensor& s) {
   ASAP_CHECK(state.dtype() == DType::F64 && state.numel() == 2, "drop_path_mask: state must be float64 [2]");
   check_f32(s, "drop_path_mask");
   const int64_t n = s.numel();
   if (n == 0) return;
   ASAP_LAUNCH(drop_path_mask_kernel, grid_for(n), kThreads, 0, stream(), state.data<double>(), fptr(s), n, seed,
-              delta);
+              delta, first);
   ASAP_CUDA_LAUNCH_CHECK("drop_path_mask");
 }
 void counter_advance_cuda(Tensor& state, uint64_t counters) {

@@ -35,7 +35,7 @@ search:
 train:
   epochs: 2
   batch_size: 32
-  network: {C: 4, layers: 3, drop_path: 0.0}
+  network: {C: 4, layers: 3, drop_path: 0.2}  # drop-path masks: each rank draws its samples' global ones
   optimizer: {lr: 0.01}
 run:
   seed: 2
