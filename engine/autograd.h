@@ -3,18 +3,22 @@
 // output, accumulates input gradients, keeps gradients only on leaves (parameters) and clears the
 // tape, which frees the graph. Fused ops (separable block, mixed-op sum) are single nodes.
 #pragma once
-#include <functional>
+#include <initializer_list>
 #include <memory>
 #include <vector>
 
+#include "engine/inline_function.h"
 #include "engine/tensor.h"
 
 namespace asap {
 
-// gin is pre-sized to the node's inputs; fill gin[i] only where needs[i] is true.
+// gin is pre-sized to the node's inputs; fill gin[i] only where needs[i] is true. Closures of
+// up to 64 bytes (four captured Tensors) are stored in the node without a heap allocation.
 using BackwardFn =
-    std::function<void(const Tensor& gout, const std::vector<bool>& needs, std::vector<Tensor>& gin)>;
+    InlineFunction<void(const Tensor& gout, const std::vector<bool>& needs, std::vector<Tensor>& gin), 64>;
 
+// Nodes come from a per-thread free list (engine/pool_allocator.h): a step records the same number
+// of nodes every time, so after the first step recording one allocates nothing from malloc.
 struct Node {
   const char* name = "";
   std::vector<std::shared_ptr<TensorImpl>> inputs;  // null where the input needs no gradient
@@ -40,7 +44,9 @@ class NoGradGuard {
 bool needs_record(std::initializer_list<const Tensor*> inputs);
 bool needs_record(const std::vector<Tensor>& inputs);
 
-// Appends a node producing `out` (marks it requires_grad) when needs_record(inputs).
+// Appends a node producing `out` (marks it requires_grad) when needs_record(inputs). The braced
+// form (`record("relu", y, {x}, ...)`) builds no temporary vector.
+void record(const char* name, Tensor& out, std::initializer_list<Tensor> inputs, BackwardFn fn);
 void record(const char* name, Tensor& out, const std::vector<Tensor>& inputs, BackwardFn fn);
 
 // Runs backward from `root` (a 0-d or 1-element tensor unless `grad` is given), accumulating

@@ -4,13 +4,14 @@
 
 #include "engine/autograd.h"
 #include "engine/kernel_table.h"
+#include "engine/pool_allocator.h"
 
 namespace asap {
 namespace {
 
 std::shared_ptr<TensorImpl> make_impl(const Shape& shape, DType dt, Device dev) {
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(static_cast<size_t>(shape.numel()) * dtype_size(dt), dev);
+  auto impl = make_pooled<TensorImpl>();
+  impl->storage = make_pooled<Storage>(static_cast<size_t>(shape.numel()) * dtype_size(dt), dev);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dt;
@@ -71,7 +72,7 @@ bool Tensor::is_contiguous() const {
 Tensor Tensor::view(const Shape& shape) const {
   ASAP_CHECK_SHAPE(is_contiguous(), "view of a non-contiguous tensor ", this->shape().str());
   ASAP_CHECK_SHAPE(shape.numel() == numel(), "view: cannot view ", this->shape().str(), " as ", shape.str());
-  auto impl = std::make_shared<TensorImpl>(*impl_);
+  auto impl = make_pooled<TensorImpl>(*impl_);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->grad.reset();
@@ -85,7 +86,7 @@ Tensor Tensor::narrow(int d, int64_t start, int64_t length) const {
   ASAP_CHECK_SHAPE(d >= 0 && d < ndim() && start >= 0 && length >= 0 && start + length <= dim(d),
                    "narrow(dim ", d, ", start ", start, ", length ", length, ") out of range for ",
                    shape().str());
-  auto impl = std::make_shared<TensorImpl>(*impl_);
+  auto impl = make_pooled<TensorImpl>(*impl_);
   impl->offset += start * strides()[d];
   impl->shape[d] = length;
   impl->grad.reset();
@@ -211,7 +212,7 @@ void Tensor::copy_(const Tensor& src) {
 }
 
 Tensor Tensor::detach() const {
-  auto impl = std::make_shared<TensorImpl>(*impl_);
+  auto impl = make_pooled<TensorImpl>(*impl_);
   impl->grad.reset();
   impl->grad_fn.reset();
   impl->requires_grad = false;

@@ -25,6 +25,16 @@ struct TensorImpl {
   std::shared_ptr<TensorImpl> grad;     // accumulated gradient (leaves keep it; non-leaves drop it)
   std::shared_ptr<Node> grad_fn;        // producer node; null for leaves
   int64_t version = 0;                  // bumped by in-place writes
+  // Scratch of the running backward() (engine/autograd.cpp): the tensor's slots in its tables of
+  // deferred gradient sums and of tensors kept alive; -1 outside a backward. A copied impl (a
+  // view made inside a backward closure) starts with none.
+  struct BackwardSlots {
+    int32_t deferred = -1;
+    int32_t held = -1;
+    BackwardSlots() = default;
+    BackwardSlots(const BackwardSlots&) {}
+    BackwardSlots& operator=(const BackwardSlots&) { return *this; }
+  } slots;
 };
 
 class Tensor {
