@@ -24,6 +24,10 @@ struct EvalStats {
 // Fraction of rows whose argmax equals the label (host-side; reads logits back).
 double accuracy(const Tensor& logits, const Tensor& labels);
 
+// Data parallel: the batches of `src` numbered k = 0, 1, ... with k % shards == shard (each rank
+// one interleaved share of an evaluation set; the shares of all ranks tile it exactly once).
+BatchSource shard_batches(BatchSource src, int shard, int shards);
+
 class Module;
 // Mean cross-entropy and accuracy of `net` over every batch of `src`, in eval mode (BN running
 // statistics) without a tape; batches are moved to `dev`. Leaves the module in training mode.

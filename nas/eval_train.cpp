@@ -223,7 +223,23 @@ TrainEpochStats EvalTrainer::run_epoch(const BatchSource& train) {
 
 EvalStats EvalTrainer::evaluate(const BatchSource& src) {
   ASAP_NVTX_RANGE("train/evaluate");
-  return evaluate_classifier(*net_, src, dev_);
+  if (!comm_ || comm_->size() == 1) return evaluate_classifier(*net_, src, dev_);
+  // Data parallel: each rank evaluates every size-th batch and the sums are added over ranks, so
+  // the test set costs 1/size of a pass per rank. Every rank first takes rank 0's BN running
+  // statistics (without sync BN each rank's differ), so the result is that of the model rank 0
+  // writes to its checkpoint, as a 1-process evaluation of it would give (up to the order of the
+  // loss sum; the correct count is exact).
+  for (auto& [name, t] : net_->named_buffers()) dist::broadcast_tensor(*comm_, t, 0);
+  const EvalStats mine = evaluate_classifier(*net_, shard_batches(src, comm_->rank(), comm_->size()), dev_);
+  double sums[3] = {mine.loss * double(mine.samples), mine.acc * double(mine.samples), double(mine.samples)};
+  comm_->host().allreduce_sum(sums, 3);
+  EvalStats all;
+  all.samples = int64_t(sums[2]);
+  if (all.samples) {
+    all.loss = sums[0] / sums[2];
+    all.acc = sums[1] / sums[2];
+  }
+  return all;
 }
 
 std::map<std::string, Tensor> EvalTrainer::state_tensors() const {

@@ -41,6 +41,17 @@ double accuracy(const Tensor& logits, const Tensor& labels) {
   return n ? double(correct) / double(n) : 0.0;
 }
 
+BatchSource shard_batches(BatchSource src, int shard, int shards) {
+  ASAP_CHECK(shards >= 1 && shard >= 0 && shard < shards, "shard_batches: shard ", shard, " of ", shards);
+  if (shards == 1) return src;
+  auto next = std::make_shared<int64_t>(0);
+  return [src = std::move(src), next, shard, shards](Batch& b) {
+    while (src(b))
+      if ((*next)++ % shards == shard) return true;
+    return false;
+  };
+}
+
 EvalStats evaluate_classifier(Module& net, const BatchSource& src, Device dev) {
   NoGradGuard ng;
   net.eval();

@@ -1,7 +1,9 @@
 // The evaluation network built from a genotype: shapes, backward, parameter counts, drop-path.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "engine/autograd.h"
@@ -189,4 +191,35 @@ TEST_CASE("eval network: a repeated stateless op runs once and changes nothing b
   double dx_scale = 0;
   for (double v : plain.dx.to_vector_f64()) dx_scale = std::max(dx_scale, std::fabs(v));
   CHECK(dx_scale > 1e-4);  // the input gradient is not vanishingly small, so 1e-6 is a real bound
+}
+
+TEST_CASE("evaluation shards interleave the batches and tile them once over the ranks", "[nas][dist]") {
+  // A source of 7 one-sample batches whose label is the batch's index.
+  auto numbered = [] {
+    auto k = std::make_shared<int>(0);
+    return BatchSource([k](Batch& b) {
+      if (*k == 7) return false;
+      b.x = Tensor::zeros({1, 1, 2, 2});
+      b.y = Tensor::empty({1}, DType::I32);
+      b.y.data<int32_t>()[0] = (*k)++;
+      return true;
+    });
+  };
+  std::vector<int> seen;
+  std::vector<std::vector<int>> per_rank(3);
+  for (int r = 0; r < 3; ++r) {
+    BatchSource mine = shard_batches(numbered(), r, 3);
+    Batch b;
+    while (mine(b)) {
+      per_rank[r].push_back(b.y.data<int32_t>()[0]);
+      seen.push_back(per_rank[r].back());
+    }
+  }
+  REQUIRE(per_rank[0] == std::vector<int>{0, 3, 6});
+  REQUIRE(per_rank[1] == std::vector<int>{1, 4});
+  REQUIRE(per_rank[2] == std::vector<int>{2, 5});
+  std::sort(seen.begin(), seen.end());
+  REQUIRE(seen == std::vector<int>{0, 1, 2, 3, 4, 5, 6});
+  REQUIRE_THROWS(shard_batches(numbered(), 3, 3));
+  REQUIRE_THROWS(shard_batches(numbered(), 0, 0));
 }

@@ -11,6 +11,14 @@ void allreduce_sum(Communicator& comm, Tensor& t) {
   else throw DistributedError("all-reduce: only float32 and float64 tensors are summed");
 }
 
+void broadcast_tensor(Communicator& comm, Tensor& t, int root) {
+  ASAP_CHECK_T(DistributedError, t.is_contiguous(), "broadcast: the tensor must be contiguous");
+  if (t.device() == comm.device()) comm.broadcast(t.raw_data(), t.nbytes(), root);
+  else if (!t.device().is_cuda()) comm.host().broadcast(t.raw_data(), t.nbytes(), root);
+  else throw DistributedError("broadcast: a tensor on " + t.device().str() + " through the " + comm.backend() +
+                              " communicator, whose buffers live on " + comm.device().str());
+}
+
 double allreduce_sum(Communicator& comm, double v) {
   comm.host().allreduce_sum(&v, 1);
   return v;

@@ -42,6 +42,10 @@ class Communicator {
 // A contiguous F32/F64 tensor on comm.device(), summed in place over the ranks.
 void allreduce_sum(Communicator& comm, Tensor& t);
 
+// A contiguous tensor's bytes from rank `root` to every rank, through comm (a tensor on
+// comm.device()) or its host side (a CPU tensor).
+void broadcast_tensor(Communicator& comm, Tensor& t, int root);
+
 // Host helpers over host(): a scalar sum, and a broadcast of a string (length first).
 double allreduce_sum(Communicator& comm, double v);
 void broadcast_string(Communicator& comm, std::string& s, int root);
