@@ -80,7 +80,8 @@ nlohmann::json to_json(const EpochStats& s) {
           {"train_loss", s.train_loss}, {"train_acc", s.train_acc}, {"val_loss", s.val_loss},
           {"val_acc", s.val_acc},   {"T", s.T},                 {"lr", s.lr},
           {"sparsity", s.sparsity}, {"seconds", s.seconds},     {"pruned", s.pruned},
-          {"converged", s.converged}, {"skipped", s.skipped}};
+          {"converged", s.converged}, {"skipped", s.skipped},
+          {"step_seconds", s.step_seconds}, {"data_seconds", s.data_seconds}};
 }
 
 namespace {
@@ -278,12 +279,18 @@ EpochStats Searcher::run_epoch(const BatchSource& train, const BatchSource& val)
   Batch tb, vb;
   int64_t since_sync = 0;
   StepInfo last;
+  using Clock = std::chrono::steady_clock;
+  auto since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   for (;;) {
+    const auto t_data = Clock::now();
     if (!train(tb)) break;
     if (!warmup_now_ && !val(vb)) break;
+    st.data_seconds += since(t_data);
     if (per_step_T && !state_) net_->set_temperature(annealer_.temperature_at(epoch_, step_));
     size_t before = events.size();
+    const auto t_step = Clock::now();
     StepInfo info = step(tb, warmup_now_ ? nullptr : &vb);
+    st.step_seconds += since(t_step);
     st.steps++;
     if (state_) {
       // Device-resident: the host looks only at log points.

@@ -79,6 +79,9 @@ struct EpochStats {
   bool warmup = false;
   double train_loss = 0, train_acc = 0, val_loss = 0, val_acc = 0;  // means over the epoch
   double T = 0, lr = 0, sparsity = 0, seconds = 0;
+  // Where the epoch's wall time went: inside step() (weight + alpha steps), waiting for the
+  // batch sources; the rest of `seconds` is log points, pruning and the per-step callbacks.
+  double step_seconds = 0, data_seconds = 0;
   int pruned = 0;
   int64_t skipped = 0;  // batches skipped for non-finite values
   bool converged = false;

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/error.h"
+#include "engine/op_stats.h"
 #include "engine/rng.h"
 #include "engine/storage.h"
 #include "kernels/cpu/isa.h"
@@ -187,7 +188,7 @@ void add_device_counts(nlohmann::json& j, Device dev, const cuda::stats::Snapsho
 #endif
 
 // The keys every benchmark line carries (BENCHMARK.md), for a mean step time of `ms`.
-nlohmann::json step_json(const Args& a, Device dev, double ms) {
+nlohmann::json step_json(const Args& a, Device dev, double ms, uint64_t ops) {
   nlohmann::json j;
   j["engine"] = "asap";
   j["device"] = dev.str();
@@ -199,6 +200,9 @@ nlohmann::json step_json(const Args& a, Device dev, double ms) {
   j["threads"] = a.threads;
   j["step_ms"] = std::round(ms * 100.0) / 100.0;
   j["peak_mem_mb"] = std::round(peak_mb(dev) * 10.0) / 10.0;
+  // Engine ops (OpScope) per step, exact: with the per-op host cost of cpu_op_overhead_bench it
+  // bounds what host overhead costs a step.
+  j["ops_per_step"] = static_cast<double>(ops) / a.steps;
   return j;
 }
 
@@ -249,6 +253,7 @@ nlohmann::json run_level(const Args& a, Device dev, double s) {
 #if defined(ASAP_WITH_CUDA)
   const cuda::stats::Snapshot before = cuda::stats::snapshot();
 #endif
+  const uint64_t ops0 = op_count_total();
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < a.steps; ++i) searcher.step(train, &val);
 #if defined(ASAP_WITH_CUDA)
@@ -258,7 +263,7 @@ nlohmann::json run_level(const Args& a, Device dev, double s) {
   synchronize(dev);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / a.steps;
 
-  nlohmann::json j = step_json(a, dev, ms);
+  nlohmann::json j = step_json(a, dev, ms, op_count_total() - ops0);
   j["sparsity"] = s;
 #if defined(ASAP_WITH_CUDA)
   add_device_counts(j, dev, per, a.steps);
@@ -305,6 +310,7 @@ nlohmann::json run_eval(const Args& a, Device dev) {
 #if defined(ASAP_WITH_CUDA)
   const cuda::stats::Snapshot before = cuda::stats::snapshot();
 #endif
+  const uint64_t ops0 = op_count_total();
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < a.steps; ++i) trainer.step(b);
 #if defined(ASAP_WITH_CUDA)
@@ -312,7 +318,7 @@ nlohmann::json run_eval(const Args& a, Device dev) {
 #endif
   synchronize(dev);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / a.steps;
-  nlohmann::json j = step_json(a, dev, ms);
+  nlohmann::json j = step_json(a, dev, ms, op_count_total() - ops0);
   j["net"] = "eval";
   j["genotype"] = a.genotype;
   j["auxiliary"] = a.auxiliary;
