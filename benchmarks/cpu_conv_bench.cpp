@@ -1,7 +1,7 @@
 // CPU convolution kernels on DARTS-like shapes (N=32, C=8..32, H=W=28/14/7):
 //   depthwise 3x3/5x5 forward and backward (GB/s of compulsory traffic),
 //   fused vs unfused separable block, forward+backward through autograd (GFLOP/s),
-//   1x1 conv (the per-sample GEMM) forward (GFLOP/s).
+//   1x1 conv (the per-sample GEMM) forward (GFLOP/s), the auxiliary head's convs (GFLOP/s).
 // Run: OMP_NUM_THREADS=2 ./cpu_conv_bench --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
 
@@ -118,6 +118,28 @@ void BM_pwconv_bwd(benchmark::State& st) {
                                               benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The auxiliary head's convs (DARTS: 1x1 C->128 on 2x2, then 2x2 128->768 to 1x1), batch 96:
+// forward, backward-data and backward-weight. Tiny output planes: the path that batches samples
+// into one GEMM per block (kernels/cpu/conv.cpp). Args: Cin, Cout, k (input plane 2x2).
+void BM_auxconv(benchmark::State& st) {
+  constexpr int64_t kBatch = 96;
+  const int64_t Ci = st.range(0), Co = st.range(1);
+  const int k = int(st.range(2));
+  Conv2dParams p{1, 0, 1, 1};
+  const int64_t Ho = out_hw(2, k, p);
+  Tensor x = rnd({kBatch, Ci, 2, 2}, 1), w = rnd({Co, Ci, k, k}, 2), y = Tensor::empty({kBatch, Co, Ho, Ho});
+  Tensor dy = rnd(y.shape(), 3), dx = Tensor::empty_like(x), dw = Tensor::empty_like(w);
+  const auto& kt = kernels(DeviceType::CPU);
+  for (auto _ : st) {
+    kt.conv2d_fwd(x, w, y, p);
+    kt.conv2d_bwd_data(dy, w, dx, p);
+    kt.conv2d_bwd_weight(x, dy, dw, p);
+    benchmark::DoNotOptimize(dw.raw_data());
+  }
+  st.counters["GFLOP/s"] = benchmark::Counter(6.0 * kBatch * Co * Ci * k * k * Ho * Ho * 1e-9,
+                                              benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void dw_args(benchmark::internal::Benchmark* b) {
   for (auto [C, HW] : {std::pair{8, 28}, {16, 14}, {32, 7}})
     for (int k : {3, 5})
@@ -140,4 +162,5 @@ BENCHMARK(BM_dwconv_bwd)->Apply(dw_args)->Unit(benchmark::kMicrosecond)->UseReal
 BENCHMARK(BM_sepblock)->Apply(sep_args)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_pwconv_fwd)->Apply(pw_args)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_pwconv_bwd)->Apply(pw_args)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_auxconv)->Args({32, 128, 1})->Args({128, 768, 2})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_MAIN();

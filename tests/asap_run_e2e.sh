@@ -56,6 +56,9 @@ assert sp == sorted(sp), sp  # sparsity never falls
 for l in search:
     for k in ("epoch_seconds", "train_loss", "train_acc", "val_loss", "val_acc", "sparsity", "alive_ops", "T", "theta", "peak_mem_mb"):
         assert k in l, (k, l)
+    # The epoch's time split: steps and batch waits are parts of the epoch's wall time.
+    assert 0 < l["step_seconds"] <= l["epoch_seconds"] and 0 <= l["data_seconds"], l
+    assert l["step_seconds"] + l["data_seconds"] <= l["epoch_seconds"] * 1.0001, l
 assert "val_acc" in train[-1]
 PY
 

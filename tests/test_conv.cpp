@@ -77,6 +77,11 @@ std::vector<Case> cases() {
       {"grouped 3x3 g2", {3, 6, 7, 6}, {4, 3, 3, 3}, {1, 1, 1, 2}},
       {"grouped 3x3 g3 s2 d2", {2, 6, 9, 9}, {6, 2, 3, 3}, {2, 2, 2, 3}},
       {"depthwise multiplier 2", {2, 3, 6, 6}, {6, 1, 3, 3}, {1, 1, 1, 3}},
+      // Tiny output planes (<= 16 outputs: samples batched in blocks, the last one short).
+      {"aux 1x1 on 2x2, 5 blocks", {37, 6, 2, 2}, {10, 6, 1, 1}, {1, 0, 1, 1}},
+      {"aux 2x2 to 1x1, 2 blocks", {37, 5, 2, 2}, {12, 5, 2, 2}, {1, 0, 1, 1}},
+      {"3x3 s2 to 3x3, padded", {7, 3, 5, 5}, {4, 3, 3, 3}, {2, 1, 1, 1}},
+      {"1x1 s2 shifted view to 4x4", {5, 3, 9, 9}, {2, 3, 1, 1}, {2, 0, 1, 1}, true},
   };
 }
 
@@ -198,7 +203,8 @@ TEST_CASE("conv2d weight gradients do not depend on the thread count", "[conv]")
   };
   for (auto [p, ws] : {std::pair<Conv2dParams, Shape>{{1, 1, 1, 6}, {6, 1, 3, 3}},
                        {{2, 0, 1, 1}, {4, 6, 1, 1}},
-                       {{1, 1, 1, 1}, {4, 6, 3, 3}}})
+                       {{1, 1, 1, 1}, {4, 6, 3, 3}},
+                       {{3, 0, 1, 1}, {4, 6, 3, 3}}})  // 3x3 output: the batched tiny path
     CHECK(run(1, p, ws) == run(3, p, ws));
   omp_set_num_threads(prev);
 }

@@ -37,7 +37,7 @@ THREADS = 2
 ENV = dict(os.environ, OMP_NUM_THREADS=str(THREADS), OMP_WAIT_POLICY="passive")
 # Fields that legitimately differ between an interrupted and an uninterrupted run.
 # Measured per process (time, memory): they differ between an interrupted and a clean run.
-TIMING_KEYS = {"seconds", "epoch_seconds", "peak_mem_mb", "reserved_mb", "rss_mb", "search_seconds", "train_seconds"}
+TIMING_KEYS = {"seconds", "epoch_seconds", "step_seconds", "data_seconds", "peak_mem_mb", "reserved_mb", "rss_mb", "search_seconds", "train_seconds"}
 
 failures = []
 

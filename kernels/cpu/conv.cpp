@@ -1,12 +1,14 @@
-// CPU conv2d forward / backward-data / backward-weight. Three paths chosen per call:
+// CPU conv2d forward / backward-data / backward-weight. Four paths chosen per call:
+//  - a tiny output plane (Ho*Wo <= 16, groups 1: the auxiliary head): samples batched in fixed
+//    blocks, one GEMM per block (below, "tiny outputs");
 //  - depthwise (groups == C == O): direct kernel on a zero-padded copy of each plane, OpenMP over
 //    N*C planes, no im2col (the DARTS sep/dil convs);
 //  - 1x1, no padding, groups 1: one GEMM per sample (a strided or stride>1 input is gathered first);
 //  - everything else (stem 3x3, grouped convs): im2col + GEMM per sample and group.
 // Also the 1x1 conv of relu(x) with the ReLU fused in (relu_pw_*).
 // x is read through its strides in every path, so FactorizedReduce's shifted view needs no copy.
-// Weight gradients are per-sample partials reduced in sample order: bit-identical results for any
-// thread count.
+// Weight gradients are per-sample (tiny path: per-block) partials reduced in order: bit-identical
+// results for any thread count.
 #include <omp.h>
 
 #include "kernels/cpu/conv_common.h"
@@ -237,14 +239,15 @@ inline void col_range(int off, int s, int W, int Wo, int& lo, int& hi) {
   if (hi < lo) hi = lo;
 }
 
-// col [Cg*KH*KW, P] for channels [c0, c0+Cg) of sample pointer xn (strided).
+// col [Cg*KH*KW, P] (row stride ldc, P by default) for channels [c0, c0+Cg) of sample pointer xn
+// (strided).
 template <typename T>
-void im2col(const T* xn, const ConvGeom& g, int c0, int Cg, T* col) {
-  const int P = g.P();
+void im2col(const T* xn, const ConvGeom& g, int c0, int Cg, T* col, int64_t ldc = 0) {
+  if (ldc == 0) ldc = g.P();
   for (int c = 0; c < Cg; ++c)
     for (int i = 0; i < g.KH; ++i)
       for (int j = 0; j < g.KW; ++j) {
-        T* row = col + int64_t((c * g.KH + i) * g.KW + j) * P;
+        T* row = col + int64_t((c * g.KH + i) * g.KW + j) * ldc;
         const T* xc = xn + (c0 + c) * g.xsc;
         int lo, hi;
         col_range(j * g.d - g.pad, g.s, g.W, g.Wo, lo, hi);
@@ -263,14 +266,14 @@ void im2col(const T* xn, const ConvGeom& g, int c0, int Cg, T* col) {
       }
 }
 
-// dxn (contiguous [C,H,W], channels [c0, c0+Cg)) += col2im(col).
+// dxn (contiguous [C,H,W], channels [c0, c0+Cg)) += col2im(col) (col's row stride ldc, P by default).
 template <typename T>
-void col2im_add(const T* col, const ConvGeom& g, int c0, int Cg, T* dxn) {
-  const int P = g.P();
+void col2im_add(const T* col, const ConvGeom& g, int c0, int Cg, T* dxn, int64_t ldc = 0) {
+  if (ldc == 0) ldc = g.P();
   for (int c = 0; c < Cg; ++c)
     for (int i = 0; i < g.KH; ++i)
       for (int j = 0; j < g.KW; ++j) {
-        const T* row = col + int64_t((c * g.KH + i) * g.KW + j) * P;
+        const T* row = col + int64_t((c * g.KH + i) * g.KW + j) * ldc;
         T* xc = dxn + int64_t(c0 + c) * g.H * g.W;
         int lo, hi;
         col_range(j * g.d - g.pad, g.s, g.W, g.Wo, lo, hi);
@@ -343,6 +346,98 @@ void gen_bwd_weight(const Tensor& x, const Tensor& dy, Tensor& dw, const ConvGeo
   reduce_partials(part, g.N, WN, dw.data<T>());
 }
 
+// ------------------------------------------------------------------ tiny outputs, batched over samples
+// A conv whose output plane is tiny (P = Ho*Wo <= kTinyP: the auxiliary head's 1x1 conv on 2x2 and
+// its 2x2 conv to 1x1) makes a per-sample GEMM with P columns that reads the whole weight for them:
+// GEMV-shaped, bound by the weight's traffic (768 x 512 floats per sample for the 2x2 conv), and
+// OpenBLAS's chunked calls for it. Here the samples go in fixed blocks of B = kTinyCols / P, their
+// im2col columns side by side (column i*P + p of a block is sample n0 + i, output p): one GEMM per
+// block reads the weight once for B*P columns. The blocks do not depend on the thread count, so
+// neither do the results. The GEMMs are the register-blocked kernels of small_gemm.h at any size
+// (all operands of a block stay in L2).
+constexpr int kTinyP = 16, kTinyCols = 32;
+bool tiny_output(const ConvGeom& g) { return g.g == 1 && g.P() <= kTinyP && !is_depthwise(g); }
+
+struct TinyBlocks {
+  int B;       // samples per block
+  int64_t nb;  // blocks
+  explicit TinyBlocks(const ConvGeom& g) : B(std::max(1, kTinyCols / g.P())), nb((g.N + B - 1) / B) {}
+};
+
+// f(b, n0, bn, ld) for every block b (samples [n0, n0 + bn), bn*P = ld columns), over the pool.
+template <typename F>
+void for_each_tiny_block(const ConvGeom& g, const TinyBlocks& tb, F f) {
+  parallel_for(tb.nb, true, [&](int64_t lo_, int64_t hi_) {
+    for (int64_t b = lo_; b < hi_; ++b) {
+      const int64_t n0 = b * tb.B;
+      const int bn = int(std::min<int64_t>(tb.B, g.N - n0));
+      f(b, n0, bn, bn * g.P());
+    }
+  });
+}
+
+template <typename T>
+void tiny_fwd(const Tensor& x, const Tensor& w, Tensor& y, const ConvGeom& g) {
+  const T* X = x.data<T>();
+  const T* Wt = w.data<T>();
+  T* Y = y.data<T>();
+  const int P = g.P(), R = g.C * g.KH * g.KW;
+  for_each_tiny_block(g, TinyBlocks(g), [&](int64_t, int64_t n0, int bn, int ld) {
+    T* col = scratch_t<T>(kSlotCol, size_t(R) * ld);
+    T* out = scratch_t<T>(kSlotAux, size_t(g.O) * ld);
+    for (int i = 0; i < bn; ++i) im2col(X + (n0 + i) * g.xsn, g, 0, g.C, col + int64_t(i) * P, ld);
+    small_gemm_nn(false, g.O, ld, R, T(1), Wt, R, col, ld, T(0), out, ld);
+    for (int i = 0; i < bn; ++i)
+      for (int o = 0; o < g.O; ++o)
+        for (int p = 0; p < P; ++p) Y[((n0 + i) * g.O + o) * P + p] = out[int64_t(o) * ld + i * P + p];
+  });
+}
+
+// dY of a block's samples as [O, bn*P] (column i*P + p).
+template <typename T>
+void tiny_gather_dy(const T* DY, const ConvGeom& g, int64_t n0, int bn, T* dyb) {
+  const int P = g.P(), ld = bn * P;
+  for (int i = 0; i < bn; ++i)
+    for (int o = 0; o < g.O; ++o)
+      for (int p = 0; p < P; ++p) dyb[int64_t(o) * ld + i * P + p] = DY[((n0 + i) * g.O + o) * P + p];
+}
+
+template <typename T>
+void tiny_bwd_data(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvGeom& g) {
+  const T* DY = dy.data<T>();
+  const T* Wt = w.data<T>();
+  T* DX = dx.data<T>();
+  const int P = g.P(), R = g.C * g.KH * g.KW;
+  const int64_t CHW = int64_t(g.C) * g.H * g.W;
+  for_each_tiny_block(g, TinyBlocks(g), [&](int64_t, int64_t n0, int bn, int ld) {
+    T* dyb = scratch_t<T>(kSlotAux, size_t(g.O) * ld);
+    T* col = scratch_t<T>(kSlotCol, size_t(R) * ld);
+    tiny_gather_dy(DY, g, n0, bn, dyb);
+    small_gemm_nn(true, R, ld, g.O, T(1), Wt, R, dyb, ld, T(0), col, ld);  // W^T dY
+    std::memset(DX + n0 * CHW, 0, sizeof(T) * size_t(bn * CHW));
+    for (int i = 0; i < bn; ++i) col2im_add(col + int64_t(i) * P, g, 0, g.C, DX + (n0 + i) * CHW, ld);
+  });
+}
+
+template <typename T>
+void tiny_bwd_weight(const Tensor& x, const Tensor& dy, Tensor& dw, const ConvGeom& g) {
+  const T* X = x.data<T>();
+  const T* DY = dy.data<T>();
+  const int P = g.P(), R = g.C * g.KH * g.KW;
+  const int64_t WN = int64_t(g.O) * R;
+  const TinyBlocks tb(g);
+  // Per-block partial gradients, reduced in block order afterwards (deterministic).
+  T* part = scratch_t<T>(kSlotPartial, size_t(tb.nb) * WN);
+  for_each_tiny_block(g, tb, [&](int64_t b, int64_t n0, int bn, int ld) {
+    T* dyb = scratch_t<T>(kSlotAux, size_t(g.O) * ld);
+    T* col = scratch_t<T>(kSlotCol, size_t(R) * ld);
+    tiny_gather_dy(DY, g, n0, bn, dyb);
+    for (int i = 0; i < bn; ++i) im2col(X + (n0 + i) * g.xsn, g, 0, g.C, col + int64_t(i) * P, ld);
+    small_gemm_nt(g.O, R, ld, T(1), dyb, ld, col, ld, T(0), part + b * WN, R);  // dY col^T
+  });
+  reduce_partials(part, int(tb.nb), WN, dw.data<T>());
+}
+
 // ------------------------------------------------------------------ dispatch
 void check_dtype(const Tensor& t, const char* what) {
   ASAP_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::F64, what,
@@ -351,19 +446,22 @@ void check_dtype(const Tensor& t, const char* what) {
 
 template <typename T>
 void fwd_t(const Tensor& x, const Tensor& w, Tensor& y, const ConvGeom& g) {
-  if (is_depthwise(g)) dw_fwd<T>(x, w, y, g);
+  if (tiny_output(g)) tiny_fwd<T>(x, w, y, g);
+  else if (is_depthwise(g)) dw_fwd<T>(x, w, y, g);
   else if (is_pointwise(g)) pw_fwd<T>(x, w, y, g);
   else gen_fwd<T>(x, w, y, g);
 }
 template <typename T>
 void bwd_data_t(const Tensor& dy, const Tensor& w, Tensor& dx, const ConvGeom& g) {
-  if (is_depthwise(g)) dw_bwd_data<T>(dy, w, dx, g);
+  if (tiny_output(g)) tiny_bwd_data<T>(dy, w, dx, g);
+  else if (is_depthwise(g)) dw_bwd_data<T>(dy, w, dx, g);
   else if (is_pointwise(g)) pw_bwd_data<T>(dy, w, dx, g);
   else gen_bwd_data<T>(dy, w, dx, g);
 }
 template <typename T>
 void bwd_weight_t(const Tensor& x, const Tensor& dy, Tensor& dw, const ConvGeom& g) {
-  if (is_depthwise(g)) dw_bwd_weight<T>(x, dy, dw, g);
+  if (tiny_output(g)) tiny_bwd_weight<T>(x, dy, dw, g);
+  else if (is_depthwise(g)) dw_bwd_weight<T>(x, dy, dw, g);
   else if (is_pointwise(g)) pw_bwd_weight<T>(x, dy, dw, g);
   else gen_bwd_weight<T>(x, dy, dw, g);
 }
