@@ -112,6 +112,12 @@ const T* pw_input(const T* X, const ConvGeom& g, int64_t n) {
       if (kRelu && step == 1) {
 #pragma omp simd
         for (int ow = 0; ow < g.Wo; ++ow) d[ow] = r[ow] > T(0) ? r[ow] : T(0);
+      } else if (step == 2) {  // every reduction's FactorizedReduce: a stride-2 load group vectorises
+#pragma omp simd
+        for (int ow = 0; ow < g.Wo; ++ow) {
+          const T v = r[2 * ow];
+          d[ow] = !kRelu || v > T(0) ? v : T(0);
+        }
       } else {
         for (int ow = 0; ow < g.Wo; ++ow) {
           const T v = r[ow * step];
