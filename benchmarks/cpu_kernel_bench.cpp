@@ -90,7 +90,7 @@ void BM_wsum(benchmark::State& st) {
 }  // namespace
 
 BENCHMARK(BM_copy)->Args({32, 16, 28})->Args({32, 32, 14})->Args({32, 64, 7});
-BENCHMARK(BM_pool_fwd)->Args({32, 16, 28, 1, 1})->Args({32, 16, 28, 1, 0})->Args({32, 16, 28, 2, 1})->Args({32, 32, 14, 1, 1});
+BENCHMARK(BM_pool_fwd)->Args({32, 16, 28, 1, 1})->Args({32, 16, 28, 1, 0})->Args({32, 16, 28, 2, 1})->Args({32, 32, 14, 1, 1})->Args({32, 64, 7, 1, 1});
 BENCHMARK(BM_bn)->Args({32, 16, 28})->Args({32, 32, 14})->Args({32, 64, 7});
 BENCHMARK(BM_wsum)->Args({32, 16, 28, 7})->Args({32, 16, 28, 3})->Args({32, 32, 14, 7})->Args({32, 64, 7, 7});
 BENCHMARK_MAIN();

@@ -143,6 +143,47 @@ TEST_CASE("3x3 stride-2 max_pool2d: ties to the first in scan order, NaN propaga
   }
 }
 
+TEST_CASE("3x3 stride-1 max_pool2d: all -inf windows point inside the image, NaN at a border wins", "[pool]") {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  for (int pad : {0, 1}) {
+    INFO("padding " << pad);
+    const int64_t H = 7, W = 9, ho = H + 2 * pad - 2, wo = W + 2 * pad - 2;
+    Tensor x = Tensor::full({2, 1, H, W}, ninf, DType::F32);  // plane 0: all -inf
+    float* xv = x.data<float>() + H * W;                      // plane 1: values, -inf, NaN
+    for (int64_t i = 0; i < H * W; ++i) xv[i] = float(i % 5) - 2.0f;
+    xv[0] = std::nanf("");  // the top-left corner: every border window that covers it
+    xv[1] = 9.0f;           // larger, after it in scan order: must not win
+    xv[(H - 1) * W + W - 1] = ninf;
+    const Pool2dParams pp{3, 1, pad};
+    Tensor y = Tensor::empty({2, 1, ho, wo}, DType::F32);
+    Tensor argmax = Tensor::empty(y.shape(), DType::I32);
+    kernels(DeviceType::CPU).maxpool_fwd(x, y, argmax, pp);
+    const int32_t* a = argmax.data<int32_t>();
+    const float* yv = y.data<float>();
+    for (int64_t oh = 0; oh < ho; ++oh)
+      for (int64_t ow = 0; ow < wo; ++ow) {
+        INFO("output " << oh << "," << ow);
+        const int64_t h0 = std::max<int64_t>(oh - pad, 0), w0 = std::max<int64_t>(ow - pad, 0);
+        CHECK(yv[oh * wo + ow] == ninf);
+        CHECK(a[oh * wo + ow] == h0 * W + w0);  // the window's first tap inside the image
+        const int64_t k = ho * wo + oh * wo + ow;
+        if (oh - pad <= 0 && ow - pad <= 0) {  // the window covers the NaN
+          CHECK(std::isnan(yv[k]));
+          CHECK(a[k] == 0);
+        } else {
+          CHECK(a[k] >= 0);
+          CHECK(a[k] < H * W);
+        }
+      }
+    PoolRef r = pool_ref(x, 3, 1, pad, true);  // the rest against the reference (no NaN there)
+    for (int64_t i = 0; i < ho * wo; ++i)
+      if (!(i / wo - pad <= 0 && i % wo - pad <= 0)) {
+        CHECK(yv[ho * wo + i] == float(r.y[ho * wo + i]));
+        CHECK(a[ho * wo + i] == r.argmax[ho * wo + i]);
+      }
+  }
+}
+
 TEST_CASE("avg_pool2d matches the reference and does not count padding", "[pool]") {
   for (const Case& c : kCases) {
     for (DType dt : {DType::F32, DType::F64}) {
