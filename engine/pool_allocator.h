@@ -10,7 +10,22 @@
 #include <new>
 #include <vector>
 
+// Under AddressSanitizer the pools are off: a recycled block would hide a use after free of a
+// tensor or node from it (the sanitizer build exists to find those).
+#if defined(__SANITIZE_ADDRESS__)
+#define ASAP_POOLS_ENABLED 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ASAP_POOLS_ENABLED 0
+#endif
+#endif
+#ifndef ASAP_POOLS_ENABLED
+#define ASAP_POOLS_ENABLED 1
+#endif
+
 namespace asap {
+inline constexpr bool kPoolsEnabled = ASAP_POOLS_ENABLED;
+
 namespace detail {
 
 constexpr size_t kMaxPooledBlocks = 1 << 15;  // per size and thread; more go back to the heap
@@ -37,7 +52,7 @@ struct PoolAllocator {
   PoolAllocator(const PoolAllocator<U>&) {}  // NOLINT: rebinding, as the standard requires
 
   T* allocate(size_t n) {
-    if (n == 1 && !detail::t_pools_gone) {
+    if (kPoolsEnabled && n == 1 && !detail::t_pools_gone) {
       auto& fb = detail::t_free_blocks<sizeof(T)>.blocks;
       if (!fb.empty()) {
         void* p = fb.back();
@@ -48,7 +63,7 @@ struct PoolAllocator {
     return static_cast<T*>(::operator new(n * sizeof(T)));
   }
   void deallocate(T* p, size_t n) noexcept {
-    if (n == 1 && !detail::t_pools_gone) {
+    if (kPoolsEnabled && n == 1 && !detail::t_pools_gone) {
       auto& fb = detail::t_free_blocks<sizeof(T)>.blocks;
       if (fb.size() < detail::kMaxPooledBlocks) {
         try {

@@ -80,7 +80,8 @@ TEST_CASE("the pool allocator hands a freed block back to the next allocation of
   const void* where = first.get();
   first.reset();
   std::shared_ptr<Obj> second = make_pooled<Obj>();
-  REQUIRE(static_cast<const void*>(second.get()) == where);
+  if (kPoolsEnabled)  // off under AddressSanitizer (engine/pool_allocator.h)
+    REQUIRE(static_cast<const void*>(second.get()) == where);
   // Recording a step twice: the second step's nodes are the first step's blocks.
   Tensor x = leaf({0.5f, -1.0f, 2.0f});
   backward(ops::sum(ops::relu(x)));
